@@ -1,0 +1,479 @@
+//! Command-line flags and environment variables (every flag has one), and their validation into
+//! the settings each layer consumes. Nothing here knows about HTTP or models beyond their
+//! settings; validation happens once, at start-up, with a message that names the flag.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The platform drops a prototype that arrives after its 420 s bidding window; our internal
+/// budgets must stay well inside it.
+pub const PLATFORM_WINDOW_SECS: u64 = 420;
+
+pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { flag, reason: reason.into() }
+}
+
+/// An AITasker bidder agent that answers task briefs with a local language model.
+#[derive(Debug, Parser)]
+#[command(name = "bidder", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, which is what a bare `bidder` runs.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the AITasker contract over HTTP (the default).
+    Serve(ServeArgs),
+    /// Run one brief through the same pipeline as `/execute`, without HTTP, and print the
+    /// response JSON.
+    Execute(ExecuteArgs),
+    /// Read text on stdin and print its token ids as a JSON array.
+    Tokenize(TokenizeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. A non-loopback address needs an API key or a signing secret (or
+    /// --insecure-no-auth).
+    #[arg(long, env = "BIDDER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The developer API key (`ait_…`); when set, `X-AITasker-Key` must equal it.
+    #[arg(long, env = "AITASKER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Comma-separated HMAC signing secrets; a signature under any one of them is accepted (the
+    /// platform rotates secrets with an overlap).
+    #[arg(long, env = "AITASKER_SIGNING_SECRETS", hide_env_values = true)]
+    pub signing_secrets: Option<String>,
+    /// How far `X-AITasker-Timestamp` may be from our clock, in seconds, either way.
+    #[arg(long, env = "BIDDER_TIMESTAMP_TOLERANCE_SECS", default_value_t = 300)]
+    pub timestamp_tolerance_secs: u64,
+    /// Also serve every route under this prefix (e.g. `/aitasker` → `/aitasker/execute`).
+    #[arg(long, env = "BIDDER_PATH_PREFIX")]
+    pub path_prefix: Option<String>,
+    /// Agent slug reported by `/health`.
+    #[arg(long, env = "BIDDER_AGENT_SLUG", default_value = "bidder")]
+    pub agent_slug: String,
+    /// Comma-separated category slugs reported by `/health`.
+    #[arg(
+        long,
+        env = "BIDDER_CAPABILITIES",
+        value_delimiter = ',',
+        default_value = "writing-translation,digital-marketing,programming-automation,data,business,graphics-design"
+    )]
+    pub capabilities: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "BIDDER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Allow listening on a non-loopback address with neither an API key nor a signing secret.
+    #[arg(long, env = "BIDDER_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish, in seconds.
+    #[arg(long, env = "BIDDER_DRAIN_SECS", default_value_t = 60)]
+    pub drain_secs: u64,
+    /// How long a finished response is replayed to duplicate calls, in seconds.
+    #[arg(long, env = "BIDDER_IDEMPOTENCY_TTL_SECS", default_value_t = 3600)]
+    pub idempotency_ttl_secs: u64,
+    /// How many finished responses are kept for replay.
+    #[arg(long, env = "BIDDER_IDEMPOTENCY_CAPACITY", default_value_t = 1024)]
+    pub idempotency_capacity: u64,
+    /// Log format.
+    #[arg(long, env = "BIDDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which model to run and how to sample from it.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Path of the GGUF model file.
+    #[arg(long, env = "BIDDER_MODEL", default_value = DEFAULT_MODEL_PATH)]
+    pub model: PathBuf,
+    /// CPU threads for inference (default: all available cores).
+    #[arg(long, env = "BIDDER_THREADS")]
+    pub threads: Option<usize>,
+    /// Sampling temperature; 0 picks the most likely token every time.
+    #[arg(long, env = "BIDDER_TEMPERATURE", default_value_t = 0.7)]
+    pub temperature: f64,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches this.
+    #[arg(long, env = "BIDDER_TOP_P", default_value_t = 0.9)]
+    pub top_p: f64,
+    /// Penalty on tokens already generated recently (1.0 = none).
+    #[arg(long, env = "BIDDER_REPEAT_PENALTY", default_value_t = 1.15)]
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repeat penalty looks at.
+    #[arg(long, env = "BIDDER_REPEAT_LAST_N", default_value_t = 128)]
+    pub repeat_last_n: usize,
+}
+
+/// How a brief becomes a bid: time budgets, pricing.
+#[derive(Debug, Clone, Args)]
+pub struct StrategyArgs {
+    /// Internal time budget for a prototype, in seconds (the platform's window is 420 s).
+    #[arg(long, env = "BIDDER_PROTOTYPE_DEADLINE_SECS", default_value_t = 120)]
+    pub prototype_deadline_secs: u64,
+    /// Internal time budget for a final delivery, in seconds.
+    #[arg(long, env = "BIDDER_FINAL_DEADLINE_SECS", default_value_t = 300)]
+    pub final_deadline_secs: u64,
+    /// Hourly price of this machine in USD, to turn measured compute time into `cost_usd`.
+    #[arg(long, env = "BIDDER_COST_PER_HOUR_USD", default_value_t = 0.10)]
+    pub cost_per_hour_usd: f64,
+    /// Share of the buyer's `budget_usd` to bid (0 < f ≤ 1).
+    #[arg(long, env = "BIDDER_BID_FRACTION", default_value_t = 0.8)]
+    pub bid_fraction: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecuteArgs {
+    /// The brief, as the platform would POST it.
+    pub brief: PathBuf,
+    /// Override the brief's phase.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Prototype,
+    Final,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenizeArgs {
+    /// Path of the GGUF model file whose tokenizer to use.
+    #[arg(long, env = "BIDDER_MODEL", default_value = DEFAULT_MODEL_PATH)]
+    pub model: PathBuf,
+}
+
+/// A value that must never reach a log line: its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Authentication as protocol §3: each scheme is on when configured.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub api_key: Option<Secret>,
+    pub signing_secrets: Vec<Secret>,
+    pub timestamp_tolerance: Duration,
+}
+
+impl AuthConfig {
+    pub fn is_open(&self) -> bool {
+        self.api_key.is_none() && self.signing_secrets.is_empty()
+    }
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub auth: AuthConfig,
+    pub path_prefix: Option<String>,
+    pub agent_slug: String,
+    pub capabilities: Vec<String>,
+    pub max_body_bytes: usize,
+    pub drain: Duration,
+    pub idempotency_ttl: Duration,
+    pub idempotency_capacity: u64,
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub model_path: PathBuf,
+    pub threads: usize,
+    pub sampling: SamplingConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingConfig {
+    pub temperature: f64,
+    pub top_p: f64,
+    pub repeat_penalty: f32,
+    pub repeat_last_n: usize,
+}
+
+/// Settings of the strategy layer.
+#[derive(Debug, Clone)]
+pub struct StrategyConfig {
+    pub prototype_deadline: Duration,
+    pub final_deadline: Duration,
+    pub cost_per_hour_usd: f64,
+    pub bid_fraction: f64,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        Self {
+            prototype_deadline: Duration::from_secs(120),
+            final_deadline: Duration::from_secs(300),
+            cost_per_hour_usd: 0.10,
+            bid_fraction: 0.8,
+        }
+    }
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub server: ServerConfig,
+    pub engine: EngineConfig,
+    pub strategy: StrategyConfig,
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+        let api_key = match self.api_key.as_deref().map(str::trim) {
+            None => None,
+            Some("") => return Err(invalid("--api-key", "is set but empty")),
+            Some(key) => Some(Secret::new(key)),
+        };
+        let signing_secrets: Vec<Secret> = self
+            .signing_secrets
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect();
+        if self.signing_secrets.is_some() && signing_secrets.is_empty() {
+            return Err(invalid("--signing-secrets", "is set but holds no secret"));
+        }
+        if self.timestamp_tolerance_secs == 0 {
+            return Err(invalid("--timestamp-tolerance-secs", "must be at least 1"));
+        }
+        let auth = AuthConfig {
+            api_key,
+            signing_secrets,
+            timestamp_tolerance: Duration::from_secs(self.timestamp_tolerance_secs),
+        };
+        if auth.is_open() && !self.listen.ip().is_loopback() && !self.insecure_no_auth {
+            return Err(invalid(
+                "--listen",
+                format!(
+                    "{} is not a loopback address and neither --api-key nor --signing-secrets is \
+                     set; anyone could make this machine work for them. Configure authentication \
+                     or pass --insecure-no-auth",
+                    self.listen
+                ),
+            ));
+        }
+        let path_prefix = normalise_path_prefix(self.path_prefix.as_deref())?;
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("--max-body-bytes", "must be at least 1024"));
+        }
+        let capabilities: Vec<String> = self
+            .capabilities
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if self.agent_slug.trim().is_empty() {
+            return Err(invalid("--agent-slug", "must not be empty"));
+        }
+        if self.idempotency_capacity == 0 {
+            return Err(invalid("--idempotency-capacity", "must be at least 1"));
+        }
+        Ok(ServeConfig {
+            server: ServerConfig {
+                listen: self.listen,
+                auth,
+                path_prefix,
+                agent_slug: self.agent_slug.trim().to_string(),
+                capabilities,
+                max_body_bytes: self.max_body_bytes,
+                drain: Duration::from_secs(self.drain_secs),
+                idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs.max(1)),
+                idempotency_capacity: self.idempotency_capacity,
+            },
+            engine: self.model.validate()?,
+            strategy: self.strategy.validate()?,
+            log_format: self.log_format,
+        })
+    }
+}
+
+fn normalise_path_prefix(prefix: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(prefix) = prefix.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if !trimmed.starts_with('/') {
+        return Err(invalid("--path-prefix", format!("{prefix:?} must start with '/'")));
+    }
+    if trimmed.contains(['{', '}', '*', '?', '#']) {
+        return Err(invalid("--path-prefix", format!("{prefix:?} must be a plain path")));
+    }
+    Ok(Some(trimmed.to_string()))
+}
+
+impl ModelArgs {
+    pub fn validate(&self) -> Result<EngineConfig, ConfigError> {
+        if !self.model.is_file() {
+            return Err(invalid(
+                "--model",
+                format!(
+                    "{} does not exist or is not a file (run scripts/fetch-models.sh to fetch the \
+                     default model)",
+                    self.model.display()
+                ),
+            ));
+        }
+        let threads = match self.threads {
+            Some(0) => return Err(invalid("--threads", "must be at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if !(self.temperature >= 0.0 && self.temperature <= 5.0) {
+            return Err(invalid("--temperature", "must be between 0 and 5"));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(invalid("--top-p", "must be in (0, 1]"));
+        }
+        if !(self.repeat_penalty >= 1.0 && self.repeat_penalty <= 3.0) {
+            return Err(invalid("--repeat-penalty", "must be between 1 and 3"));
+        }
+        Ok(EngineConfig {
+            model_path: self.model.clone(),
+            threads,
+            sampling: SamplingConfig {
+                temperature: self.temperature,
+                top_p: self.top_p,
+                repeat_penalty: self.repeat_penalty,
+                repeat_last_n: self.repeat_last_n,
+            },
+        })
+    }
+}
+
+impl StrategyArgs {
+    pub fn validate(&self) -> Result<StrategyConfig, ConfigError> {
+        for (flag, secs) in [
+            ("--prototype-deadline-secs", self.prototype_deadline_secs),
+            ("--final-deadline-secs", self.final_deadline_secs),
+        ] {
+            if secs == 0 || secs >= PLATFORM_WINDOW_SECS {
+                return Err(invalid(
+                    flag,
+                    format!("must be between 1 and {} (the platform's window is {PLATFORM_WINDOW_SECS} s)", PLATFORM_WINDOW_SECS - 1),
+                ));
+            }
+        }
+        if !(self.cost_per_hour_usd >= 0.0 && self.cost_per_hour_usd.is_finite()) {
+            return Err(invalid("--cost-per-hour-usd", "must be a non-negative number"));
+        }
+        if !(self.bid_fraction > 0.0 && self.bid_fraction <= 1.0) {
+            return Err(invalid("--bid-fraction", "must be in (0, 1]"));
+        }
+        Ok(StrategyConfig {
+            prototype_deadline: Duration::from_secs(self.prototype_deadline_secs),
+            final_deadline: Duration::from_secs(self.final_deadline_secs),
+            cost_per_hour_usd: self.cost_per_hour_usd,
+            bid_fraction: self.bid_fraction,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let mut argv = vec!["bidder", "--model", "Cargo.toml"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("flags parse").serve.validate()
+    }
+
+    #[test]
+    fn public_address_without_auth_is_refused_unless_insecure() {
+        let err = parse(&["--listen", "0.0.0.0:8080"]).unwrap_err();
+        assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
+        assert!(parse(&["--listen", "0.0.0.0:8080", "--insecure-no-auth"]).is_ok());
+        assert!(parse(&["--listen", "0.0.0.0:8080", "--api-key", "ait_x"]).is_ok());
+        assert!(parse(&["--listen", "127.0.0.1:0"]).is_ok());
+    }
+
+    #[test]
+    fn signing_secrets_split_on_commas() {
+        let cfg = parse(&["--signing-secrets", " one, two ,,"]).unwrap();
+        let secrets: Vec<&str> = cfg.server.auth.signing_secrets.iter().map(Secret::expose).collect();
+        assert_eq!(secrets, ["one", "two"]);
+        assert!(parse(&["--signing-secrets", " , "]).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let cfg = parse(&["--api-key", "ait_topsecret", "--signing-secrets", "hush"]).unwrap();
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("topsecret") && !debug.contains("hush"), "{debug}");
+    }
+
+    #[test]
+    fn path_prefix_is_normalised() {
+        assert_eq!(parse(&["--path-prefix", "/aitasker/"]).unwrap().server.path_prefix.as_deref(), Some("/aitasker"));
+        assert_eq!(parse(&["--path-prefix", "/"]).unwrap().server.path_prefix, None);
+        assert!(parse(&["--path-prefix", "aitasker"]).is_err());
+    }
+
+    #[test]
+    fn deadlines_must_fit_the_platform_window() {
+        assert!(parse(&["--prototype-deadline-secs", "420"]).is_err());
+        assert!(parse(&["--final-deadline-secs", "0"]).is_err());
+        assert!(parse(&["--bid-fraction", "1.5"]).is_err());
+    }
+
+    #[test]
+    fn missing_model_file_names_the_fetch_script() {
+        let cli = Cli::try_parse_from(["bidder", "--model", "/nonexistent/model.gguf"]).unwrap();
+        let err = cli.serve.validate().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/model.gguf") && err.contains("fetch-models.sh"), "{err}");
+    }
+}

@@ -1,0 +1,107 @@
+//! A deterministic [`TextGenerator`] for tests of everything above the engine: it "writes" a
+//! fixed sentence word by word at a configurable pace, honours the deadline like the real engine,
+//! counts its calls, and can be told to fail.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{EngineError, FinishReason, Generation, GenerationFuture, GenerationRequest, TextGenerator};
+
+const SENTENCE: &str = "The fake engine writes this sentence for the brief.";
+
+#[derive(Debug, Clone)]
+pub struct FakeGenerator {
+    /// Words written per request, unless the deadline or token limit comes first.
+    pub words: usize,
+    /// Time taken per word.
+    pub word_delay: Duration,
+    /// Answer every request with an inference error.
+    pub fail: bool,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Default for FakeGenerator {
+    fn default() -> Self {
+        Self { words: 45, word_delay: Duration::ZERO, fail: false, calls: Arc::default() }
+    }
+}
+
+impl FakeGenerator {
+    /// How many generations were started, shared by all clones.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// The text the fake writes for a user prompt: its first line as a heading, then sentences.
+    fn words_for(request: &GenerationRequest) -> Vec<String> {
+        let heading = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .and_then(|m| m.content.lines().find(|l| !l.trim().is_empty()))
+            .unwrap_or("Draft")
+            .trim_start_matches('#')
+            .trim();
+        let mut words = vec!["#".to_string()];
+        words.extend(heading.split_whitespace().map(str::to_string));
+        words.push("\n\n".into());
+        words
+    }
+}
+
+impl TextGenerator for FakeGenerator {
+    fn model_name(&self) -> &str {
+        "fake"
+    }
+
+    fn generate(&self, request: GenerationRequest) -> GenerationFuture {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let this = self.clone();
+        Box::pin(async move {
+            if this.fail {
+                return Err(EngineError::Inference("the fake engine was told to fail".into()));
+            }
+            let started = Instant::now();
+            let mut text = String::new();
+            for word in Self::words_for(&request) {
+                if !text.is_empty() && !text.ends_with('\n') && word != "\n\n" {
+                    text.push(' ');
+                }
+                text.push_str(&word);
+            }
+            let mut written = 0;
+            let body = SENTENCE.split(' ').cycle();
+            let finish = 'writing: {
+                for word in body {
+                    if written >= this.words {
+                        break 'writing FinishReason::Eos;
+                    }
+                    if written >= request.max_new_tokens {
+                        break 'writing FinishReason::Length;
+                    }
+                    if Instant::now() >= request.deadline {
+                        break 'writing FinishReason::Deadline;
+                    }
+                    tokio::time::sleep(this.word_delay).await;
+                    if !text.ends_with('\n') {
+                        text.push(' ');
+                    }
+                    text.push_str(word);
+                    written += 1;
+                }
+                unreachable!("the sentence cycles forever")
+            };
+            Ok(Generation {
+                input_tokens: request.messages.iter().map(|m| m.content.split_whitespace().count()).sum(),
+                output_tokens: written,
+                text,
+                finish,
+                queued: Duration::ZERO,
+                prefill: Duration::ZERO,
+                decode: started.elapsed(),
+            })
+        })
+    }
+}

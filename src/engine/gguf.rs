@@ -1,0 +1,211 @@
+//! One GGUF model in memory — weights, tokenizer, chat template, stop tokens — and the
+//! prefill/decode loop that turns a [`GenerationRequest`] into a [`Generation`], honouring the
+//! deadline and cancellation between forward passes.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::{self, ModelWeights};
+use tokenizers::Tokenizer;
+
+use super::chat_template::{ChatMessage, ChatTemplate};
+use super::sampling::Sampler;
+use super::{EngineError, FinishReason, Generation, GenerationRequest, tokenizer};
+use crate::config::SamplingConfig;
+
+/// Prompt tokens per forward pass during prefill: large enough to batch well, small enough that
+/// the deadline and cancellation are checked every fraction of a second.
+const PREFILL_CHUNK: usize = 256;
+
+/// Tokens at the start of an over-long prompt that are always kept (the system message).
+const PROMPT_HEAD_KEEP: usize = 96;
+
+/// Names of end-of-turn tokens across families; whichever exist in the vocabulary stop decoding.
+const END_OF_TURN_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "</s>"];
+
+pub struct GgufModel {
+    weights: ModelWeights,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    stop_tokens: Vec<u32>,
+    bos_to_prepend: Option<u32>,
+    context_len: usize,
+    name: String,
+    device: Device,
+}
+
+fn load_error(path: &Path, reason: impl ToString) -> EngineError {
+    EngineError::Load { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+fn read_content(path: &Path) -> Result<(Content, BufReader<File>), EngineError> {
+    let file = File::open(path).map_err(|e| load_error(path, e))?;
+    let mut reader = BufReader::new(file);
+    let content = Content::read(&mut reader).map_err(|e| load_error(path, format!("not a readable GGUF file: {e}")))?;
+    Ok((content, reader))
+}
+
+/// The tokenizer alone, without loading the weights (for `bidder tokenize`).
+pub fn load_gguf_tokenizer(path: &Path) -> Result<Tokenizer, EngineError> {
+    let (content, _) = read_content(path)?;
+    tokenizer::from_gguf_metadata(&content.metadata)
+}
+
+fn metadata_u32(md: &HashMap<String, Value>, key: &str) -> Option<u32> {
+    md.get(key).and_then(|v| v.to_u32().ok())
+}
+
+impl GgufModel {
+    /// Load weights, tokenizer and template from one GGUF file on the CPU.
+    pub fn load(path: &Path) -> Result<Self, EngineError> {
+        let (content, mut reader) = read_content(path)?;
+        let md = &content.metadata;
+        let arch = md
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        if arch != "llama" {
+            return Err(load_error(
+                path,
+                format!("architecture {arch:?} is not supported yet (this engine runs llama-architecture GGUFs)"),
+            ));
+        }
+        let tokenizer = tokenizer::from_gguf_metadata(md).map_err(|e| load_error(path, e))?;
+        let token_text = |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default();
+        let bos_id = metadata_u32(md, "tokenizer.ggml.bos_token_id");
+        let eos_id = metadata_u32(md, "tokenizer.ggml.eos_token_id");
+        let template_source = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok());
+        let template = ChatTemplate::new(template_source.map(String::as_str), &token_text(bos_id), &token_text(eos_id))
+            .map_err(|e| load_error(path, e))?;
+
+        let mut stop_tokens: Vec<u32> = eos_id.into_iter().collect();
+        stop_tokens.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)));
+        stop_tokens.sort_unstable();
+        stop_tokens.dedup();
+
+        let add_bos = md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+        let context_len = metadata_u32(md, "llama.context_length")
+            .map_or(quantized_llama::MAX_SEQ_LEN, |n| (n as usize).min(quantized_llama::MAX_SEQ_LEN));
+        let device = Device::Cpu;
+        let weights = ModelWeights::from_gguf(content, &mut reader, &device).map_err(|e| load_error(path, e))?;
+        let name = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+        Ok(Self {
+            weights,
+            tokenizer,
+            template,
+            stop_tokens,
+            bos_to_prepend: bos_id.filter(|_| add_bos),
+            context_len,
+            name,
+            device,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The prompt's token ids: the rendered chat template, special tokens matched whole.
+    pub fn encode_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
+        let text = self.template.render(messages)?;
+        let encoding = self.tokenizer.encode(text.as_str(), false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let mut ids = encoding.get_ids().to_vec();
+        if let Some(bos) = self.bos_to_prepend {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Run one request to completion, to the deadline, or until `cancelled()` says the caller is
+    /// gone.
+    pub fn generate(
+        &mut self,
+        request: &GenerationRequest,
+        sampling: &SamplingConfig,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Generation, EngineError> {
+        let started = Instant::now();
+        let mut prompt = self.encode_prompt(&request.messages)?;
+        let min_new = request.min_new_tokens.min(request.max_new_tokens);
+        // Room for the answer comes first: a prompt that leaves too little is cut in the
+        // middle (the system message at the head and the instructions at the tail survive).
+        let reserve = request.max_new_tokens.min(self.context_len / 2).max(min_new).max(1);
+        let max_prompt = self.context_len.saturating_sub(reserve);
+        if prompt.len() > max_prompt {
+            tracing::warn!(prompt_tokens = prompt.len(), max_prompt, "prompt too long for the context; cutting its middle");
+            let tail = max_prompt - PROMPT_HEAD_KEEP.min(max_prompt);
+            let cut_from = PROMPT_HEAD_KEEP.min(max_prompt);
+            prompt.drain(cut_from..prompt.len() - tail);
+        }
+        let input_tokens = prompt.len();
+
+        let mut position = 0;
+        let mut logits = None;
+        for chunk in prompt.chunks(PREFILL_CHUNK) {
+            if cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            if Instant::now() >= request.deadline {
+                break;
+            }
+            let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
+            logits = Some(self.weights.forward(&input, position)?);
+            position += chunk.len();
+        }
+        let prefill = started.elapsed();
+        let decode_started = Instant::now();
+        let mut generated: Vec<u32> = Vec::new();
+        let finish = match logits {
+            // The deadline passed before the prompt was even read.
+            _ if position < prompt.len() => FinishReason::Deadline,
+            None => FinishReason::Length,
+            Some(mut logits) => {
+                let mut sampler = Sampler::new(sampling, request.seed);
+                let mut context = prompt.clone();
+                loop {
+                    let suppressed = if generated.len() < min_new { self.stop_tokens.as_slice() } else { &[] };
+                    let token = sampler.next_token(&logits, &context, suppressed)?;
+                    if self.stop_tokens.contains(&token) {
+                        break FinishReason::Eos;
+                    }
+                    generated.push(token);
+                    context.push(token);
+                    if generated.len() >= request.max_new_tokens || position + 1 >= self.context_len {
+                        break FinishReason::Length;
+                    }
+                    if Instant::now() >= request.deadline {
+                        break FinishReason::Deadline;
+                    }
+                    if cancelled() {
+                        return Err(EngineError::Cancelled);
+                    }
+                    let input = Tensor::new(&[token], &self.device)?.unsqueeze(0)?;
+                    logits = self.weights.forward(&input, position)?;
+                    position += 1;
+                }
+            }
+        };
+        let text = self.tokenizer.decode(&generated, true).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        Ok(Generation {
+            text,
+            input_tokens,
+            output_tokens: generated.len(),
+            finish,
+            queued: Default::default(),
+            prefill,
+            decode: decode_started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! Local inference. The rest of the service sees only [`TextGenerator`]: chat messages, a token
+//! limit and a deadline in; text, token counts and timings out. Behind it the candle engine runs
+//! a GGUF model on a dedicated worker thread ([`worker`]), with the tokenizer rebuilt from the
+//! GGUF's own metadata ([`tokenizer`]) and the GGUF's own chat template ([`chat_template`]).
+//! [`fake::FakeGenerator`] is the deterministic stand-in the HTTP and strategy tests use.
+
+pub mod chat_template;
+pub mod fake;
+mod gguf;
+mod sampling;
+pub mod tokenizer;
+pub mod worker;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use chat_template::{ChatMessage, ChatTemplate};
+pub use gguf::{GgufModel, load_gguf_tokenizer};
+pub use worker::LocalEngine;
+
+/// What to generate. The deadline is absolute: the engine returns what it has when it passes.
+#[derive(Debug, Clone)]
+pub struct GenerationRequest {
+    pub messages: Vec<ChatMessage>,
+    pub max_new_tokens: usize,
+    /// Stop tokens are suppressed until this many tokens exist, so the model cannot answer with
+    /// nothing.
+    pub min_new_tokens: usize,
+    pub deadline: Instant,
+    /// Sampling seed: the same brief gets the same draft.
+    pub seed: u64,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// The model ended its answer.
+    Eos,
+    /// The plan's token limit (or the context window) was reached.
+    Length,
+    /// The deadline passed; the text is what existed by then.
+    Deadline,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Eos => "eos",
+            FinishReason::Length => "length",
+            FinishReason::Deadline => "deadline",
+        }
+    }
+}
+
+/// What came back, with the measurements pricing and metrics are built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub text: String,
+    pub input_tokens: usize,
+    pub output_tokens: usize,
+    pub finish: FinishReason,
+    /// Time the job waited for the worker.
+    pub queued: Duration,
+    pub prefill: Duration,
+    pub decode: Duration,
+}
+
+impl Generation {
+    /// Compute time actually spent on this job.
+    pub fn compute_time(&self) -> Duration {
+        self.prefill + self.decode
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot load model {path}: {reason}")]
+    Load { path: String, reason: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("the inference worker stopped")]
+    WorkerGone,
+    #[error("the caller went away")]
+    Cancelled,
+}
+
+impl From<candle_core::Error> for EngineError {
+    fn from(err: candle_core::Error) -> Self {
+        EngineError::Inference(err.to_string())
+    }
+}
+
+pub type GenerationFuture = Pin<Box<dyn Future<Output = Result<Generation, EngineError>> + Send>>;
+
+/// The seam between the service and inference (like TGI's router `Backend`). Dropping the
+/// returned future cancels the generation.
+pub trait TextGenerator: Send + Sync + 'static {
+    /// A short name of the model for metadata and logs.
+    fn model_name(&self) -> &str;
+    fn generate(&self, request: GenerationRequest) -> GenerationFuture;
+}

@@ -1,0 +1,109 @@
+//! The one place errors become HTTP answers: a status, a stable `error` code and a human
+//! `detail` sentence (protocol §2/§4). Internal causes are logged here and never sent.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::auth::AuthError;
+use crate::protocol::ProtocolError;
+
+/// Seconds a caller should wait before retrying while the model loads.
+const LOADING_RETRY_AFTER_SECS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Brief(#[from] ProtocolError),
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request body could not be read")]
+    UnreadableBody,
+    #[error("the model is still loading")]
+    NotReady,
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    detail: String,
+}
+
+impl ApiError {
+    pub fn from_body_rejection(rejection: BytesRejection, limit: usize) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::UnreadableBody
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Brief(ProtocolError::MalformedJson(_)) | ApiError::UnreadableBody => StatusCode::BAD_REQUEST,
+            ApiError::Brief(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// The stable code in the body and in metric labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Brief(e) => e.code(),
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnreadableBody => "unreadable_body",
+            ApiError::NotReady => "loading",
+            ApiError::Internal(_) => "internal_error",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "The agent failed to produce a response; the failure has been logged.".into(),
+            ApiError::NotReady => "The agent is still loading its model; retry shortly.".into(),
+            other => capitalise_sentence(&other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            ApiError::Unauthorized(reason) => tracing::warn!(reason = reason.reason(), "request refused"),
+            other => tracing::info!(code = other.code(), "request rejected"),
+        }
+        let mut response = (self.status(), Json(ErrorBody { error: self.code(), detail: self.detail() })).into_response();
+        if matches!(self, ApiError::NotReady) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(LOADING_RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+fn capitalise_sentence(s: &str) -> String {
+    let mut chars = s.chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}

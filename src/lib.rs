@@ -1,0 +1,32 @@
+//! `bidder` turns a machine into an AITasker bidder agent: the platform POSTs a task brief to
+//! `/execute`, and we answer with real work written by a local language model.
+//!
+//! A tour of the crate, in the order a request travels through it:
+//!
+//! * [`config`] — command-line flags and environment variables, validated once at start-up.
+//! * [`http`] — the axum server: routes, body limit, authentication on the raw bytes, the one
+//!   place errors become status codes, `/health`, `/metrics`, graceful shutdown.
+//! * [`protocol`] — the brief as the platform sends it (parsed leniently and normalised) and the
+//!   response superset we return.
+//! * [`idempotency`] — one generation per `(task_id, phase)`: concurrent duplicates share it,
+//!   later ones replay it.
+//! * [`pipeline`] — brief in, response out: plan, generate, clean, price. Shared by the HTTP
+//!   server and `bidder execute`.
+//! * [`strategy`] — what to ask the model for a brief and phase, how to clean what it wrote, what
+//!   to bid.
+//! * [`engine`] — local inference behind the small [`engine::TextGenerator`] trait: the candle
+//!   worker thread, the GGUF tokenizer and chat template, sampling, deadlines. Tests swap in
+//!   [`engine::fake::FakeGenerator`].
+//! * [`telemetry`] — logging and the Prometheus recorder.
+
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod idempotency;
+pub mod pipeline;
+pub mod protocol;
+pub mod strategy;
+pub mod telemetry;
+
+/// The version reported by `/health` and in every response's metadata.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,102 @@
+//! Brief in, response out: plan the generation, run it against the deadline, clean the text,
+//! price and present it. The HTTP server and `bidder execute` share this path exactly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::StrategyConfig;
+use crate::engine::{EngineError, FinishReason, GenerationRequest, TextGenerator};
+use crate::protocol::{Artifact, Brief, ExecuteResponse, ResponseMetadata, TokenUsage};
+use crate::strategy::{self, clean, presentation, pricing};
+
+/// Time kept back from the budget for cleaning, serialising and sending the response.
+const RESPONSE_MARGIN: Duration = Duration::from_millis(750);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+pub struct Pipeline {
+    generator: Arc<dyn TextGenerator>,
+    strategy: StrategyConfig,
+}
+
+impl Pipeline {
+    pub fn new(generator: Arc<dyn TextGenerator>, strategy: StrategyConfig) -> Self {
+        Self { generator, strategy }
+    }
+
+    pub fn model_name(&self) -> &str {
+        self.generator.model_name()
+    }
+
+    /// Produce the response for `brief`, which arrived at `received` (its deadline counts from
+    /// then, not from when a worker picks it up).
+    pub async fn execute(&self, brief: &Brief, received: Instant) -> Result<ExecuteResponse, PipelineError> {
+        let plan = strategy::plan(brief, &self.strategy);
+        let margin = RESPONSE_MARGIN.min(plan.time_budget / 10);
+        let deadline = received + plan.time_budget - margin;
+        let generation = self
+            .generator
+            .generate(GenerationRequest {
+                messages: plan.messages.clone(),
+                max_new_tokens: plan.max_new_tokens,
+                min_new_tokens: plan.min_new_tokens,
+                deadline,
+                seed: plan.seed,
+            })
+            .await?;
+
+        let truncated = generation.finish != FinishReason::Eos;
+        let output = clean::clean_output(&generation.text, truncated);
+        let words = clean::word_count(&output);
+        let cost_usd = pricing::compute_cost_usd(generation.compute_time(), self.strategy.cost_per_hour_usd);
+        record_generation_metrics(brief, &generation);
+
+        let title = if brief.title.is_empty() { brief.kind_of_work() } else { brief.title.clone() };
+        Ok(ExecuteResponse {
+            task_id: brief.task_id.clone(),
+            mode: brief.phase,
+            status: "completed".into(),
+            prototype_summary: presentation::summary(brief, &output, words),
+            agent_message: presentation::agent_message(brief, plan.requested_words, words),
+            bid_price_usd: pricing::bid_price_usd(brief.budget_usd, self.strategy.bid_fraction),
+            artifacts: vec![Artifact::markdown(title, output.clone())],
+            output,
+            cost_usd,
+            token_usage: TokenUsage {
+                input_tokens: generation.input_tokens as u64,
+                output_tokens: generation.output_tokens as u64,
+                cost_usd,
+            },
+            metadata: ResponseMetadata {
+                agent_version: crate::AGENT_VERSION.into(),
+                model: self.generator.model_name().into(),
+                latency_ms: received.elapsed().as_millis() as u64,
+                truncated,
+                finish_reason: generation.finish.as_str().into(),
+                prefill_ms: generation.prefill.as_millis() as u64,
+                decode_ms: generation.decode.as_millis() as u64,
+                output_words: words,
+            },
+        })
+    }
+}
+
+fn record_generation_metrics(brief: &Brief, generation: &crate::engine::Generation) {
+    let phase = brief.phase.as_str();
+    metrics::counter!("bidder_generations_total", "phase" => phase, "finish" => generation.finish.as_str()).increment(1);
+    metrics::counter!("bidder_prompt_tokens_total").increment(generation.input_tokens as u64);
+    metrics::counter!("bidder_generated_tokens_total").increment(generation.output_tokens as u64);
+    metrics::histogram!("bidder_queue_seconds").record(generation.queued.as_secs_f64());
+    metrics::histogram!("bidder_prefill_seconds").record(generation.prefill.as_secs_f64());
+    metrics::histogram!("bidder_decode_seconds").record(generation.decode.as_secs_f64());
+    if generation.output_tokens > 0 && !generation.decode.is_zero() {
+        metrics::gauge!("bidder_decode_tokens_per_second").set(generation.output_tokens as f64 / generation.decode.as_secs_f64());
+    }
+    if generation.finish != FinishReason::Eos {
+        metrics::counter!("bidder_truncations_total", "phase" => phase, "reason" => generation.finish.as_str()).increment(1);
+    }
+}

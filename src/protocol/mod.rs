@@ -1,0 +1,9 @@
+//! The AITasker wire contract (`../shared/protocol.md`): the brief as the platform sends it,
+//! parsed leniently into one normalised [`Brief`], and the response superset we return.
+//! Nothing here knows about HTTP or models.
+
+mod brief;
+mod response;
+
+pub use brief::{Attachment, Brief, Phase, ProtocolError, Requirement, parse_brief};
+pub use response::{Artifact, ExecuteResponse, ResponseMetadata, TokenUsage};

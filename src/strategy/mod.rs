@@ -1,0 +1,143 @@
+//! How a brief becomes work: what to ask the model for in each phase ([`prompt`]), how much of it
+//! ([`GenerationPlan`]), how to clean what it wrote ([`clean`]), how to present it to the buyer
+//! ([`presentation`]) and what to bid ([`pricing`]). Knows the brief and the engine's trait, not
+//! candle.
+//!
+//! v1 is one general strategy for every task type; per-family strategies (outlines, item limits,
+//! computed numbers, SVG) build on this plan.
+
+pub mod clean;
+pub mod presentation;
+pub mod pricing;
+pub mod prompt;
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::StrategyConfig;
+use crate::engine::ChatMessage;
+use crate::protocol::{Brief, Phase};
+
+/// Requirement keys that carry a target length in words.
+const WORD_COUNT_KEYS: &[&str] = &["word_count", "words", "length_words", "target_words", "min_words", "max_words", "length"];
+
+/// Prototypes of long pieces are a strong opening of this many words at most.
+const PROTOTYPE_MAX_WORDS: u64 = 450;
+/// Without a stated length, a prototype and a final aim for these.
+const DEFAULT_PROTOTYPE_WORDS: u64 = 250;
+const DEFAULT_FINAL_WORDS: u64 = 600;
+/// Markdown, headings and sub-word pieces: tokens per English word, with headroom.
+const TOKENS_PER_WORD: f64 = 1.6;
+const MAX_PROTOTYPE_TOKENS: usize = 1024;
+const MAX_FINAL_TOKENS: usize = 3072;
+/// An answer shorter than this is no answer: stop tokens are held back until then.
+const MIN_NEW_TOKENS: usize = 24;
+
+/// Everything the engine needs to know about one generation, decided from the brief alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationPlan {
+    pub messages: Vec<ChatMessage>,
+    /// The length the buyer asked for, if any.
+    pub requested_words: Option<u64>,
+    /// The length this phase aims for.
+    pub target_words: u64,
+    pub max_new_tokens: usize,
+    pub min_new_tokens: usize,
+    /// Wall-clock budget for the whole request, from its arrival.
+    pub time_budget: Duration,
+    pub seed: u64,
+}
+
+/// Plan the generation for `brief` in its phase.
+pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
+    let requested_words = brief.requirement(WORD_COUNT_KEYS).and_then(|r| r.as_count()).filter(|n| *n > 0);
+    let target_words = match (brief.phase, requested_words) {
+        (Phase::Prototype, Some(n)) if n > PROTOTYPE_MAX_WORDS => PROTOTYPE_MAX_WORDS,
+        (_, Some(n)) => n,
+        (Phase::Prototype, None) => DEFAULT_PROTOTYPE_WORDS,
+        (Phase::Final, None) => DEFAULT_FINAL_WORDS,
+    };
+    let token_cap = match brief.phase {
+        Phase::Prototype => MAX_PROTOTYPE_TOKENS,
+        Phase::Final => MAX_FINAL_TOKENS,
+    };
+    let max_new_tokens = ((target_words as f64 * TOKENS_PER_WORD) as usize + 64).min(token_cap);
+    GenerationPlan {
+        messages: prompt::messages(brief, requested_words, target_words),
+        requested_words,
+        target_words,
+        max_new_tokens,
+        min_new_tokens: MIN_NEW_TOKENS,
+        time_budget: time_budget(brief, config),
+        seed: seed(brief),
+    }
+}
+
+/// The configured budget for the phase, tightened by the platform's own limit when it sends one.
+fn time_budget(brief: &Brief, config: &StrategyConfig) -> Duration {
+    let configured = match brief.phase {
+        Phase::Prototype => config.prototype_deadline,
+        Phase::Final => config.final_deadline,
+    };
+    match brief.execution_timeout_seconds {
+        // Leave the platform a tenth of its own limit for the round trip.
+        Some(secs) if secs > 0 => configured.min(Duration::from_secs(secs) * 9 / 10),
+        _ => configured,
+    }
+}
+
+/// The same task and phase always sample the same way, so a retried brief reads the same.
+fn seed(brief: &Brief) -> u64 {
+    let digest = Sha256::new().chain_update(brief.task_id.as_bytes()).chain_update(brief.phase.as_str()).finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("sha256 has 32 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::parse_brief;
+
+    fn fixture(name: &str, phase: &str) -> Brief {
+        let path = format!("{}/tests/fixtures/briefs/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        value["mode"] = phase.into();
+        parse_brief(value.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn long_pieces_get_a_shorter_prototype_and_a_full_final() {
+        let config = StrategyConfig::default();
+        let proto = plan(&fixture("blog-post-sustainable-investing", "prototype"), &config);
+        let fin = plan(&fixture("blog-post-sustainable-investing", "final"), &config);
+        assert_eq!(proto.requested_words, Some(1500));
+        assert!(proto.target_words < 1500 && proto.target_words >= 300, "{}", proto.target_words);
+        assert_eq!(fin.target_words, 1500);
+        assert!(fin.max_new_tokens > proto.max_new_tokens);
+        assert!(fin.max_new_tokens >= 1500, "a 1500-word final needs room: {}", fin.max_new_tokens);
+        assert_eq!(proto.time_budget, config.prototype_deadline);
+        assert_eq!(fin.time_budget, config.final_deadline);
+    }
+
+    #[test]
+    fn short_pieces_are_complete_even_as_prototypes() {
+        let proto = plan(&fixture("product-description-bottle", "prototype"), &StrategyConfig::default());
+        assert_eq!(proto.target_words, 150);
+    }
+
+    #[test]
+    fn the_platforms_timeout_tightens_the_budget() {
+        let mut brief = fixture("minimal-brief", "final");
+        brief.execution_timeout_seconds = Some(100);
+        assert_eq!(plan(&brief, &StrategyConfig::default()).time_budget, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn the_seed_is_stable_per_task_and_phase() {
+        let a = plan(&fixture("minimal-brief", "prototype"), &StrategyConfig::default());
+        let b = plan(&fixture("minimal-brief", "prototype"), &StrategyConfig::default());
+        let c = plan(&fixture("minimal-brief", "final"), &StrategyConfig::default());
+        assert_eq!(a.seed, b.seed);
+        assert_ne!(a.seed, c.seed);
+    }
+}
