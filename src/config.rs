@@ -116,8 +116,9 @@ pub struct ModelArgs {
     /// CPU threads for inference (default: all available cores).
     #[arg(long, env = "BIDDER_THREADS")]
     pub threads: Option<usize>,
-    /// Sampling temperature; 0 picks the most likely token every time.
-    #[arg(long, env = "BIDDER_TEMPERATURE", default_value_t = 0.7)]
+    /// Sampling temperature; 0 picks the most likely token every time. Small models stay on
+    /// topic better when it is low.
+    #[arg(long, env = "BIDDER_TEMPERATURE", default_value_t = 0.4)]
     pub temperature: f64,
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches this.
     #[arg(long, env = "BIDDER_TOP_P", default_value_t = 0.9)]

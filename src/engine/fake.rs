@@ -12,12 +12,9 @@ const SENTENCE: &str = "The fake engine writes this sentence for the brief.";
 
 #[derive(Debug, Clone)]
 pub struct FakeGenerator {
-    /// Words written per request, unless the deadline or token limit comes first.
-    pub words: usize,
-    /// Time taken per word.
-    pub word_delay: Duration,
-    /// Answer every request with an inference error.
-    pub fail: bool,
+    words: usize,
+    word_delay: Duration,
+    fail: bool,
     calls: Arc<AtomicUsize>,
 }
 
@@ -28,6 +25,24 @@ impl Default for FakeGenerator {
 }
 
 impl FakeGenerator {
+    /// Words written per request, unless the deadline or token limit comes first.
+    pub fn with_words(mut self, words: usize) -> Self {
+        self.words = words;
+        self
+    }
+
+    /// Time taken per word.
+    pub fn with_word_delay(mut self, delay: Duration) -> Self {
+        self.word_delay = delay;
+        self
+    }
+
+    /// Answer every request with an inference error.
+    pub fn failing(mut self) -> Self {
+        self.fail = true;
+        self
+    }
+
     /// How many generations were started, shared by all clones.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
@@ -20,7 +20,7 @@ use crate::config::SamplingConfig;
 
 /// Prompt tokens per forward pass during prefill: large enough to batch well, small enough that
 /// the deadline and cancellation are checked every fraction of a second.
-const PREFILL_CHUNK: usize = 256;
+const PREFILL_CHUNK: usize = 128;
 
 /// Tokens at the start of an over-long prompt that are always kept (the system message).
 const PROMPT_HEAD_KEEP: usize = 96;
@@ -151,17 +151,24 @@ impl GgufModel {
         }
         let input_tokens = prompt.len();
 
+        // Each forward pass is checked against the deadline before it starts, using the time
+        // the previous pass took per token, so the answer is ready before the deadline rather
+        // than one pass after it.
         let mut position = 0;
         let mut logits = None;
+        let mut seconds_per_prompt_token = 0.0;
         for chunk in prompt.chunks(PREFILL_CHUNK) {
             if cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            if Instant::now() >= request.deadline {
+            let projected = Duration::from_secs_f64(seconds_per_prompt_token * chunk.len() as f64);
+            if Instant::now() + projected >= request.deadline {
                 break;
             }
+            let pass_started = Instant::now();
             let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
             logits = Some(self.weights.forward(&input, position)?);
+            seconds_per_prompt_token = pass_started.elapsed().as_secs_f64() / chunk.len() as f64;
             position += chunk.len();
         }
         let prefill = started.elapsed();
@@ -174,6 +181,7 @@ impl GgufModel {
             Some(mut logits) => {
                 let mut sampler = Sampler::new(sampling, request.seed);
                 let mut context = prompt.clone();
+                let mut last_step = Duration::ZERO;
                 loop {
                     let suppressed = if generated.len() < min_new { self.stop_tokens.as_slice() } else { &[] };
                     let token = sampler.next_token(&logits, &context, suppressed)?;
@@ -185,14 +193,16 @@ impl GgufModel {
                     if generated.len() >= request.max_new_tokens || position + 1 >= self.context_len {
                         break FinishReason::Length;
                     }
-                    if Instant::now() >= request.deadline {
+                    if Instant::now() + last_step >= request.deadline {
                         break FinishReason::Deadline;
                     }
                     if cancelled() {
                         return Err(EngineError::Cancelled);
                     }
+                    let step_started = Instant::now();
                     let input = Tensor::new(&[token], &self.device)?.unsqueeze(0)?;
                     logits = self.weights.forward(&input, position)?;
+                    last_step = step_started.elapsed();
                     position += 1;
                 }
             }

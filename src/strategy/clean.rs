@@ -91,7 +91,13 @@ fn cut_to_last_complete_unit(text: &str) -> String {
         (Some(s), Some(n)) => s.max(n),
         (Some(s), None) => s,
         (None, Some(n)) => n,
-        (None, None) => return text.to_string(),
+        // Not one complete sentence or line: end at the last whole word and say it goes on.
+        (None, None) => {
+            return match text.trim_end().rfind(char::is_whitespace) {
+                Some(space) => format!("{}…", text[..space].trim_end_matches([',', ';', ':', '-', '—', ' '])),
+                None => text.to_string(),
+            };
+        }
     };
     let mut kept = text[..cut].trim_end().to_string();
     // A heading or an empty list item with nothing under it reads as a mistake.
@@ -154,6 +160,7 @@ mod tests {
         assert_eq!(clean_output("- apples\n- pears\n- plu", true), "- apples\n- pears");
         assert_eq!(clean_output("He said \"go.\" Then we wen", true), "He said \"go.\"");
         assert_eq!(clean_output("Version 2.5 is out. It ships tod", true), "Version 2.5 is out.");
+        assert_eq!(clean_output("# A heading that never, ends becau", true), "# A heading that never, ends…");
     }
 
     #[test]

@@ -47,8 +47,27 @@ fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64) -
     out
 }
 
+/// For a translation task, the language to translate into.
+pub fn translation_target(brief: &Brief) -> Option<String> {
+    let named = [brief.task_type.as_deref(), brief.category.as_deref(), Some(brief.title.as_str())];
+    if !named.iter().flatten().any(|s| s.to_lowercase().contains("translat")) {
+        return None;
+    }
+    let language = brief
+        .requirement(&["target_language", "to_language", "target_lang", "language_to", "to"])
+        .map(|r| r.as_text())
+        .filter(|l| !l.is_empty());
+    Some(language.unwrap_or_else(|| "the requested language".into()))
+}
+
 fn instruction(brief: &Brief, requested_words: Option<u64>, target_words: u64) -> String {
     let kind = brief.kind_of_work();
+    if let Some(language) = translation_target(brief) {
+        return format!(
+            "Translate the text given in the brief into {language}, sentence by sentence, keeping its line \
+             breaks and formatting. Output only the {language} translation."
+        );
+    }
     match (brief.phase, requested_words) {
         (Phase::Prototype, Some(requested)) if requested > target_words => format!(
             "Write the opening of the {kind}: a strong, polished first part of about {target_words} words, in \
@@ -137,6 +156,15 @@ mod tests {
         let p = &messages(&proto, None, 250)[1].content;
         let f = &messages(&fin, None, 600)[1].content;
         assert!(p.contains("polished draft") && f.contains("complete, final"), "{p}\n---\n{f}");
+    }
+
+    #[test]
+    fn a_translation_asks_for_the_translation_only() {
+        let b = brief(r#"{"task_id":"t","mode":"final","task_type":"translation","description":"Translate: Hello.",
+                         "requirements":{"target_language":"Spanish"}}"#);
+        let user = &messages(&b, None, 20)[1].content;
+        assert!(user.contains("into Spanish") && user.contains("Output only the Spanish translation"), "{user}");
+        assert_eq!(translation_target(&brief(r#"{"task_id":"t","mode":"final","description":"Blog"}"#)), None);
     }
 
     #[test]

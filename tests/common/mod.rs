@@ -1,0 +1,110 @@
+//! Shared by the integration tests: fixture briefs, signing as the platform signs, and a client
+//! that sends a body with the platform's headers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const API_KEY: &str = "ait_test_key_0123456789";
+pub const SECRET_CURRENT: &str = "whsec_current_secret";
+pub const SECRET_PENDING: &str = "whsec_pending_secret";
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Every fixture brief: (file stem, JSON value), sorted by name.
+pub fn fixture_briefs() -> Vec<(String, serde_json::Value)> {
+    let mut briefs: Vec<_> = std::fs::read_dir(repo_path("tests/fixtures/briefs"))
+        .expect("tests/fixtures/briefs")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (p.file_stem().unwrap().to_string_lossy().into_owned(), value)
+        })
+        .collect();
+    briefs.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(briefs.len() >= 12, "fixture briefs missing");
+    briefs
+}
+
+pub fn fixture_brief(name: &str) -> serde_json::Value {
+    fixture_briefs().into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no fixture {name}")).1
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Headers the platform would send for `body`, signed with `secret` at `timestamp`.
+pub struct Signed {
+    pub key: Option<String>,
+    pub secret: Option<String>,
+    pub timestamp: i64,
+}
+
+impl Default for Signed {
+    fn default() -> Self {
+        Self { key: Some(API_KEY.into()), secret: Some(SECRET_CURRENT.into()), timestamp: unix_now() }
+    }
+}
+
+pub async fn post_execute(client: &reqwest::Client, url: &str, body: Vec<u8>, signed: &Signed) -> reqwest::Response {
+    let task_id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["task_id"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut request = client
+        .post(format!("{url}/execute"))
+        .header("content-type", "application/json")
+        .header("user-agent", "AITasker/1.0 (Agent Executor)")
+        .header("x-aitasker-task-id", task_id)
+        .header("x-aitasker-timestamp", signed.timestamp.to_string());
+    if let Some(key) = &signed.key {
+        request = request.header("x-aitasker-key", key);
+    }
+    if let Some(secret) = &signed.secret {
+        request = request.header("x-aitasker-signature", bidder::http::auth::sign(secret, &body));
+    }
+    request.body(body).send().await.expect("request sent")
+}
+
+/// The brief with its phase set, as bytes.
+pub fn with_mode(brief: &serde_json::Value, mode: &str) -> Vec<u8> {
+    let mut brief = brief.clone();
+    brief["mode"] = mode.into();
+    serde_json::to_vec(&brief).unwrap()
+}
+
+/// Every protocol §4 field with its type; panics naming what is wrong.
+pub fn assert_contract_response(body: &serde_json::Value, task_id: &str, mode: &str) {
+    assert_eq!(body["task_id"], task_id, "{body}");
+    assert_eq!(body["mode"], mode, "{body}");
+    assert_eq!(body["status"], "completed", "{body}");
+    for field in ["prototype_summary", "agent_message", "output"] {
+        assert!(body[field].as_str().is_some_and(|s| !s.trim().is_empty()), "{field} must be a non-empty string: {body}");
+    }
+    assert!(body["bid_price_usd"].as_f64().is_some_and(|p| p >= 0.0), "{body}");
+    assert!(body["cost_usd"].as_f64().is_some_and(|c| c >= 0.0), "{body}");
+    let artifacts = body["artifacts"].as_array().expect("artifacts array");
+    assert!(!artifacts.is_empty());
+    for a in artifacts {
+        assert!(["text", "file", "image"].contains(&a["type"].as_str().unwrap()), "{a}");
+        assert!(a["mime_type"].is_string() && a["content"].is_string(), "{a}");
+    }
+    let usage = &body["token_usage"];
+    assert!(usage["input_tokens"].as_u64().is_some_and(|n| n > 0), "{usage}");
+    assert!(usage["output_tokens"].is_u64(), "{usage}");
+    assert_eq!(usage["cost_usd"], body["cost_usd"]);
+    let meta = &body["metadata"];
+    assert_eq!(meta["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert!(meta["model"].is_string() && meta["latency_ms"].is_u64() && meta["truncated"].is_boolean(), "{meta}");
+}
+
+/// No chat-template or special token may reach the buyer.
+pub fn assert_no_template_tokens(text: &str) {
+    for marker in ["<|", "|>", "<s>", "</s>", "<end_of_turn>", "<start_of_turn>"] {
+        assert!(!text.contains(marker), "template token {marker:?} in output: {text}");
+    }
+}

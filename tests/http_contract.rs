@@ -1,0 +1,301 @@
+//! The contract over real HTTP on 127.0.0.1:0, with the deterministic fake engine behind the
+//! trait: authentication, error bodies and status codes, readiness, idempotency, deadlines,
+//! prefixes, metrics. The real model is exercised in `real_model.rs`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bidder::config::{AuthConfig, Secret, ServerConfig, StrategyConfig};
+use bidder::engine::fake::FakeGenerator;
+use bidder::http::{self, AppState};
+use bidder::pipeline::Pipeline;
+use common::*;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+struct TestServer {
+    url: String,
+    state: AppState,
+    fake: FakeGenerator,
+    strategy: StrategyConfig,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn server_config() -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        auth: AuthConfig {
+            api_key: Some(Secret::new(API_KEY)),
+            signing_secrets: vec![Secret::new(SECRET_CURRENT), Secret::new(SECRET_PENDING)],
+            timestamp_tolerance: Duration::from_secs(300),
+        },
+        path_prefix: Some("/aitasker".into()),
+        agent_slug: "bidder-test".into(),
+        capabilities: vec!["writing-translation".into(), "data".into()],
+        max_body_bytes: 1024 * 1024,
+        drain: Duration::from_secs(5),
+        idempotency_ttl: Duration::from_secs(60),
+        idempotency_capacity: 100,
+    }
+}
+
+impl TestServer {
+    /// A server that is not ready yet: call `ready()` to hand it its pipeline.
+    async fn loading(fake: FakeGenerator, strategy: StrategyConfig, config: ServerConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState::new(config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(http::serve(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Self { url, state, fake, strategy, stop: Some(stop), server }
+    }
+
+    fn ready(&self) {
+        self.state.set_ready(Pipeline::new(Arc::new(self.fake.clone()), self.strategy.clone()));
+    }
+
+    async fn start(fake: FakeGenerator) -> Self {
+        let server = Self::loading(fake, StrategyConfig::default(), server_config()).await;
+        server.ready();
+        server
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+}
+
+fn assert_error(status: u16, body: &Value, expected_status: u16, expected_code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"], expected_code, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.len() > 10), "detail must be a sentence: {body}");
+    assert_eq!(body.as_object().unwrap().len(), 2, "only error and detail: {body}");
+}
+
+#[tokio::test]
+async fn health_says_loading_until_the_pipeline_is_ready() {
+    let server = TestServer::loading(FakeGenerator::default(), StrategyConfig::default(), server_config()).await;
+    let (status, body) = json_of(client().get(format!("{}/health", server.url)).send().await.unwrap()).await;
+    assert_eq!((status, body), (503, json!({"status": "loading"})));
+
+    let brief = fixture_brief("minimal-brief");
+    let response = post_execute(&client(), &server.url, with_mode(&brief, "prototype"), &Signed::default()).await;
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, body) = json_of(response).await;
+    assert_error(status, &body, 503, "loading");
+
+    server.ready();
+    for path in ["/health", "/aitasker/health"] {
+        let (status, body) = json_of(client().get(format!("{}{path}", server.url)).send().await.unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            json!({"status": "ok", "agent": "bidder-test", "version": env!("CARGO_PKG_VERSION"),
+                   "capabilities": ["writing-translation", "data"]})
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_fixture_brief_gets_a_complete_response_in_both_phases() {
+    let server = TestServer::start(FakeGenerator::default()).await;
+    for (name, brief) in fixture_briefs() {
+        for mode in ["prototype", "final"] {
+            let response = post_execute(&client(), &format!("{}/aitasker", server.url), with_mode(&brief, mode), &Signed::default()).await;
+            let (status, body) = json_of(response).await;
+            assert_eq!(status, 200, "{name} {mode}: {body}");
+            assert_contract_response(&body, brief["task_id"].as_str().unwrap(), mode);
+            let budget = brief["budget_usd"].as_f64().unwrap();
+            let bid = body["bid_price_usd"].as_f64().unwrap();
+            assert!(bid > 0.0 && bid <= budget, "{name}: bid {bid} for budget {budget}");
+            assert_eq!(body["artifacts"][0]["content"], body["output"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn authentication_failures_are_401_and_change_nothing() {
+    let server = TestServer::start(FakeGenerator::default()).await;
+    let body = with_mode(&fixture_brief("minimal-brief"), "prototype");
+    let cases = [
+        ("missing key", Signed { key: None, ..Signed::default() }),
+        ("wrong key", Signed { key: Some("ait_wrong".into()), ..Signed::default() }),
+        ("missing signature", Signed { secret: None, ..Signed::default() }),
+        ("foreign secret", Signed { secret: Some("someone_elses_secret".into()), ..Signed::default() }),
+        ("timestamp an hour old", Signed { timestamp: unix_now() - 3600, ..Signed::default() }),
+        ("timestamp an hour ahead", Signed { timestamp: unix_now() + 3600, ..Signed::default() }),
+    ];
+    for (what, signed) in cases {
+        let (status, json) = json_of(post_execute(&client(), &server.url, body.clone(), &signed).await).await;
+        assert_eq!(status, 401, "{what}: {json}");
+        assert_error(status, &json, 401, "unauthorized");
+    }
+
+    // A body changed after signing.
+    let tampered = String::from_utf8(body.clone()).unwrap().replace("sourdough", "rye").into_bytes();
+    let response = client()
+        .post(format!("{}/execute", server.url))
+        .header("x-aitasker-key", API_KEY)
+        .header("x-aitasker-timestamp", unix_now().to_string())
+        .header("x-aitasker-signature", bidder::http::auth::sign(SECRET_CURRENT, &body))
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    let (status, json) = json_of(response).await;
+    assert_error(status, &json, 401, "unauthorized");
+    assert_eq!(server.fake.calls(), 0, "no work for unauthenticated calls");
+
+    // Both configured secrets validate (rotation overlap).
+    for secret in [SECRET_CURRENT, SECRET_PENDING] {
+        let signed = Signed { secret: Some(secret.into()), ..Signed::default() };
+        let response = post_execute(&client(), &server.url, body.clone(), &signed).await;
+        assert_eq!(response.status(), 200, "secret {secret}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_invalid_and_oversized_bodies_get_their_error_and_the_server_keeps_serving() {
+    let server = TestServer::start(FakeGenerator::default()).await;
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("malformed JSON", b"{\"task_id\": \"t\", ".to_vec(), 400, "malformed_json"),
+        ("not UTF-8", vec![0xff, 0xfe, 0x00], 400, "malformed_json"),
+        ("missing task_id", serde_json::to_vec(&json!({"title": "Slogans here", "mode": "prototype"})).unwrap(), 422, "missing_field"),
+        ("missing phase", serde_json::to_vec(&json!({"task_id": "t", "title": "Slogans here"})).unwrap(), 422, "missing_field"),
+        ("unknown phase", serde_json::to_vec(&json!({"task_id": "t", "title": "Slogans here", "mode": "review"})).unwrap(), 422, "unknown_phase"),
+        ("wrong type", serde_json::to_vec(&json!({"task_id": 7, "title": "Slogans here", "mode": "final"})).unwrap(), 422, "invalid_field"),
+        ("array body", b"[]".to_vec(), 422, "invalid_brief"),
+    ];
+    for (what, body, expected_status, code) in cases {
+        let (status, json) = json_of(post_execute(&client(), &server.url, body, &Signed::default()).await).await;
+        assert_eq!(status, expected_status, "{what}: {json}");
+        assert_error(status, &json, expected_status, code);
+    }
+
+    // 3 MiB: refused before authentication or parsing.
+    let mut huge = fixture_brief("minimal-brief");
+    huge["description"] = "x".repeat(3 * 1024 * 1024).into();
+    let (status, json) = json_of(post_execute(&client(), &server.url, with_mode(&huge, "prototype"), &Signed::default()).await).await;
+    assert_error(status, &json, 413, "payload_too_large");
+    assert_eq!(server.fake.calls(), 0);
+
+    // Unknown routes and methods answer in the same format.
+    let (status, json) = json_of(client().get(format!("{}/nope", server.url)).send().await.unwrap()).await;
+    assert_error(status, &json, 404, "not_found");
+    let (status, json) = json_of(client().get(format!("{}/execute", server.url)).send().await.unwrap()).await;
+    assert_error(status, &json, 405, "method_not_allowed");
+
+    let ok = post_execute(&client(), &server.url, with_mode(&fixture_brief("minimal-brief"), "prototype"), &Signed::default()).await;
+    assert_eq!(ok.status(), 200, "still serving after bad input");
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_share_one_generation_and_later_ones_replay_it() {
+    let fake = FakeGenerator::default().with_word_delay(Duration::from_millis(10));
+    let server = TestServer::start(fake).await;
+    let body = with_mode(&fixture_brief("blog-post-sustainable-investing"), "prototype");
+    let calls = (0..3).map(|_| {
+        let (url, body) = (server.url.clone(), body.clone());
+        tokio::spawn(async move { json_of(post_execute(&client(), &url, body, &Signed::default()).await).await })
+    });
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap());
+    }
+    assert_eq!(server.fake.calls(), 1, "three concurrent duplicates, one generation");
+    for (status, body) in &answers {
+        assert_eq!(*status, 200);
+        assert_eq!(body, &answers[0].1, "duplicates get the same response");
+    }
+
+    let started = Instant::now();
+    let (status, replay) = json_of(post_execute(&client(), &server.url, body.clone(), &Signed::default()).await).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_millis(300), "replay took {:?}", started.elapsed());
+    assert_eq!(replay, answers[0].1);
+    assert_eq!(server.fake.calls(), 1, "a later duplicate does no new work");
+
+    // The other phase of the same task is different work.
+    let final_body = with_mode(&fixture_brief("blog-post-sustainable-investing"), "final");
+    let (status, fin) = json_of(post_execute(&client(), &server.url, final_body, &Signed::default()).await).await;
+    assert_eq!((status, fin["mode"].as_str()), (200, Some("final")));
+    assert_eq!(server.fake.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_deadline_shorter_than_the_generation_returns_in_time_with_clean_truncated_text() {
+    // The fake needs 10 s for its answer; the prototype budget is 2 s.
+    let fake = FakeGenerator::default().with_words(1000).with_word_delay(Duration::from_millis(10));
+    let strategy = StrategyConfig { prototype_deadline: Duration::from_secs(2), ..StrategyConfig::default() };
+    let server = TestServer::loading(fake, strategy, server_config()).await;
+    server.ready();
+    let started = Instant::now();
+    let response = post_execute(&client(), &server.url, with_mode(&fixture_brief("minimal-brief"), "prototype"), &Signed::default()).await;
+    let elapsed = started.elapsed();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(elapsed < Duration::from_secs(2), "answered after {elapsed:?}");
+    assert!(elapsed > Duration::from_millis(1000), "it should have used its budget: {elapsed:?}");
+    assert_eq!(body["metadata"]["truncated"], true);
+    assert_eq!(body["metadata"]["finish_reason"], "deadline");
+    let output = body["output"].as_str().unwrap();
+    assert!(output.ends_with("brief."), "ends on a complete sentence: …{}", &output[output.len().saturating_sub(60)..]);
+    assert_contract_response(&body, "00000000-0000-0000-0000-00000000100b", "prototype");
+}
+
+#[tokio::test]
+async fn an_engine_failure_is_a_generic_500_and_is_not_cached() {
+    let server = TestServer::start(FakeGenerator::default().failing()).await;
+    let body = with_mode(&fixture_brief("minimal-brief"), "prototype");
+    for attempt in 1..=2 {
+        let (status, json) = json_of(post_execute(&client(), &server.url, body.clone(), &Signed::default()).await).await;
+        assert_error(status, &json, 500, "internal_error");
+        assert!(!json["detail"].as_str().unwrap().contains("fake"), "the cause must not leak: {json}");
+        assert_eq!(server.fake.calls(), attempt, "a failure is retried, not replayed");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_generations_and_refusals() {
+    let server = TestServer::start(FakeGenerator::default()).await;
+    let body = with_mode(&fixture_brief("minimal-brief"), "prototype");
+    post_execute(&client(), &server.url, body.clone(), &Signed::default()).await;
+    post_execute(&client(), &server.url, body.clone(), &Signed::default()).await;
+    post_execute(&client(), &server.url, body, &Signed { key: None, ..Signed::default() }).await;
+    let text = client().get(format!("{}/aitasker/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        "bidder_http_requests_total{method=\"POST\",route=\"/execute\",status=\"200\"}",
+        "bidder_http_requests_total{method=\"POST\",route=\"/execute\",status=\"401\"}",
+        "bidder_auth_failures_total{reason=\"missing_key\"}",
+        "bidder_duplicates_served_total{phase=\"prototype\"}",
+        "bidder_generations_total{phase=\"prototype\",finish=\"eos\"}",
+        "bidder_execute_seconds_bucket",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish() {
+    let fake = FakeGenerator::default().with_words(100).with_word_delay(Duration::from_millis(10));
+    let mut server = TestServer::start(fake).await;
+    let url = server.url.clone();
+    let in_flight = tokio::spawn(async move {
+        post_execute(&client(), &url, with_mode(&fixture_brief("minimal-brief"), "prototype"), &Signed::default()).await.status()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.stop.take().unwrap().send(()).unwrap();
+    assert_eq!(in_flight.await.unwrap(), 200, "the in-flight request completes during the drain");
+    tokio::time::timeout(Duration::from_secs(5), server.server).await.expect("server stopped").unwrap().unwrap();
+}
