@@ -1,1 +1,7 @@
-fn main() {}
+//! Criterion benches, one module per area: `cargo bench` (add `-- NAME` to filter).
+use criterion::criterion_main;
+
+mod request_path;
+mod tokenizer;
+
+criterion_main!(request_path::benches, tokenizer::benches);

@@ -30,6 +30,13 @@ fn main() -> anyhow::Result<()> {
         deadline: Instant::now() + Duration::from_secs(120),
         seed: 42,
     }))?;
-    println!("{}\n---\n{:?} in {:?}: {} prompt tokens, {} new", generation.text, generation.finish, started.elapsed(), generation.input_tokens, generation.output_tokens);
+    println!(
+        "{}\n---\n{:?} in {:?}: {} prompt tokens, {} new",
+        generation.text,
+        generation.finish,
+        started.elapsed(),
+        generation.input_tokens,
+        generation.output_tokens
+    );
     Ok(())
 }

@@ -308,12 +308,8 @@ impl ServeArgs {
         if self.max_body_bytes < 1024 {
             return Err(invalid("--max-body-bytes", "must be at least 1024"));
         }
-        let capabilities: Vec<String> = self
-            .capabilities
-            .iter()
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
-            .collect();
+        let capabilities: Vec<String> =
+            self.capabilities.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
         if self.agent_slug.trim().is_empty() {
             return Err(invalid("--agent-slug", "must not be empty"));
         }
@@ -404,7 +400,10 @@ impl StrategyArgs {
             if secs == 0 || secs >= PLATFORM_WINDOW_SECS {
                 return Err(invalid(
                     flag,
-                    format!("must be between 1 and {} (the platform's window is {PLATFORM_WINDOW_SECS} s)", PLATFORM_WINDOW_SECS - 1),
+                    format!(
+                        "must be between 1 and {} (the platform's window is {PLATFORM_WINDOW_SECS} s)",
+                        PLATFORM_WINDOW_SECS - 1
+                    ),
                 ));
             }
         }

@@ -125,7 +125,8 @@ fn execute(args: ExecuteArgs) -> anyhow::Result<()> {
     pin_inference_threads(engine_config.threads);
     telemetry::init_logging(LogFormat::Text);
     let body = std::fs::read(&args.brief).with_context(|| format!("cannot read {}", args.brief.display()))?;
-    let mut brief = parse_brief(&body).with_context(|| format!("{} is not a brief we can work on", args.brief.display()))?;
+    let mut brief =
+        parse_brief(&body).with_context(|| format!("{} is not a brief we can work on", args.brief.display()))?;
     if let Some(mode) = args.mode {
         brief.phase = match mode {
             ModeArg::Prototype => Phase::Prototype,

@@ -87,16 +87,19 @@ impl Pipeline {
 
 fn record_generation_metrics(brief: &Brief, generation: &crate::engine::Generation) {
     let phase = brief.phase.as_str();
-    metrics::counter!("bidder_generations_total", "phase" => phase, "finish" => generation.finish.as_str()).increment(1);
+    metrics::counter!("bidder_generations_total", "phase" => phase, "finish" => generation.finish.as_str())
+        .increment(1);
     metrics::counter!("bidder_prompt_tokens_total").increment(generation.input_tokens as u64);
     metrics::counter!("bidder_generated_tokens_total").increment(generation.output_tokens as u64);
     metrics::histogram!("bidder_queue_seconds").record(generation.queued.as_secs_f64());
     metrics::histogram!("bidder_prefill_seconds").record(generation.prefill.as_secs_f64());
     metrics::histogram!("bidder_decode_seconds").record(generation.decode.as_secs_f64());
     if generation.output_tokens > 0 && !generation.decode.is_zero() {
-        metrics::gauge!("bidder_decode_tokens_per_second").set(generation.output_tokens as f64 / generation.decode.as_secs_f64());
+        metrics::gauge!("bidder_decode_tokens_per_second")
+            .set(generation.output_tokens as f64 / generation.decode.as_secs_f64());
     }
     if generation.finish != FinishReason::Eos {
-        metrics::counter!("bidder_truncations_total", "phase" => phase, "reason" => generation.finish.as_str()).increment(1);
+        metrics::counter!("bidder_truncations_total", "phase" => phase, "reason" => generation.finish.as_str())
+            .increment(1);
     }
 }

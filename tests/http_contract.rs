@@ -112,7 +112,13 @@ async fn every_fixture_brief_gets_a_complete_response_in_both_phases() {
     let server = TestServer::start(FakeGenerator::default()).await;
     for (name, brief) in fixture_briefs() {
         for mode in ["prototype", "final"] {
-            let response = post_execute(&client(), &format!("{}/aitasker", server.url), with_mode(&brief, mode), &Signed::default()).await;
+            let response = post_execute(
+                &client(),
+                &format!("{}/aitasker", server.url),
+                with_mode(&brief, mode),
+                &Signed::default(),
+            )
+            .await;
             let (status, body) = json_of(response).await;
             assert_eq!(status, 200, "{name} {mode}: {body}");
             assert_contract_response(&body, brief["task_id"].as_str().unwrap(), mode);
@@ -171,10 +177,30 @@ async fn malformed_invalid_and_oversized_bodies_get_their_error_and_the_server_k
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("malformed JSON", b"{\"task_id\": \"t\", ".to_vec(), 400, "malformed_json"),
         ("not UTF-8", vec![0xff, 0xfe, 0x00], 400, "malformed_json"),
-        ("missing task_id", serde_json::to_vec(&json!({"title": "Slogans here", "mode": "prototype"})).unwrap(), 422, "missing_field"),
-        ("missing phase", serde_json::to_vec(&json!({"task_id": "t", "title": "Slogans here"})).unwrap(), 422, "missing_field"),
-        ("unknown phase", serde_json::to_vec(&json!({"task_id": "t", "title": "Slogans here", "mode": "review"})).unwrap(), 422, "unknown_phase"),
-        ("wrong type", serde_json::to_vec(&json!({"task_id": 7, "title": "Slogans here", "mode": "final"})).unwrap(), 422, "invalid_field"),
+        (
+            "missing task_id",
+            serde_json::to_vec(&json!({"title": "Slogans here", "mode": "prototype"})).unwrap(),
+            422,
+            "missing_field",
+        ),
+        (
+            "missing phase",
+            serde_json::to_vec(&json!({"task_id": "t", "title": "Slogans here"})).unwrap(),
+            422,
+            "missing_field",
+        ),
+        (
+            "unknown phase",
+            serde_json::to_vec(&json!({"task_id": "t", "title": "Slogans here", "mode": "review"})).unwrap(),
+            422,
+            "unknown_phase",
+        ),
+        (
+            "wrong type",
+            serde_json::to_vec(&json!({"task_id": 7, "title": "Slogans here", "mode": "final"})).unwrap(),
+            422,
+            "invalid_field",
+        ),
         ("array body", b"[]".to_vec(), 422, "invalid_brief"),
     ];
     for (what, body, expected_status, code) in cases {
@@ -186,7 +212,8 @@ async fn malformed_invalid_and_oversized_bodies_get_their_error_and_the_server_k
     // 3 MiB: refused before authentication or parsing.
     let mut huge = fixture_brief("minimal-brief");
     huge["description"] = "x".repeat(3 * 1024 * 1024).into();
-    let (status, json) = json_of(post_execute(&client(), &server.url, with_mode(&huge, "prototype"), &Signed::default()).await).await;
+    let (status, json) =
+        json_of(post_execute(&client(), &server.url, with_mode(&huge, "prototype"), &Signed::default()).await).await;
     assert_error(status, &json, 413, "payload_too_large");
     assert_eq!(server.fake.calls(), 0);
 
@@ -196,7 +223,13 @@ async fn malformed_invalid_and_oversized_bodies_get_their_error_and_the_server_k
     let (status, json) = json_of(client().get(format!("{}/execute", server.url)).send().await.unwrap()).await;
     assert_error(status, &json, 405, "method_not_allowed");
 
-    let ok = post_execute(&client(), &server.url, with_mode(&fixture_brief("minimal-brief"), "prototype"), &Signed::default()).await;
+    let ok = post_execute(
+        &client(),
+        &server.url,
+        with_mode(&fixture_brief("minimal-brief"), "prototype"),
+        &Signed::default(),
+    )
+    .await;
     assert_eq!(ok.status(), 200, "still serving after bad input");
 }
 
@@ -241,7 +274,13 @@ async fn a_deadline_shorter_than_the_generation_returns_in_time_with_clean_trunc
     let server = TestServer::loading(fake, strategy, server_config()).await;
     server.ready();
     let started = Instant::now();
-    let response = post_execute(&client(), &server.url, with_mode(&fixture_brief("minimal-brief"), "prototype"), &Signed::default()).await;
+    let response = post_execute(
+        &client(),
+        &server.url,
+        with_mode(&fixture_brief("minimal-brief"), "prototype"),
+        &Signed::default(),
+    )
+    .await;
     let elapsed = started.elapsed();
     let (status, body) = json_of(response).await;
     assert_eq!(status, 200, "{body}");
@@ -259,7 +298,8 @@ async fn an_engine_failure_is_a_generic_500_and_is_not_cached() {
     let server = TestServer::start(FakeGenerator::default().failing()).await;
     let body = with_mode(&fixture_brief("minimal-brief"), "prototype");
     for attempt in 1..=2 {
-        let (status, json) = json_of(post_execute(&client(), &server.url, body.clone(), &Signed::default()).await).await;
+        let (status, json) =
+            json_of(post_execute(&client(), &server.url, body.clone(), &Signed::default()).await).await;
         assert_error(status, &json, 500, "internal_error");
         assert!(!json["detail"].as_str().unwrap().contains("fake"), "the cause must not leak: {json}");
         assert_eq!(server.fake.calls(), attempt, "a failure is retried, not replayed");
@@ -292,7 +332,9 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     let mut server = TestServer::start(fake).await;
     let url = server.url.clone();
     let in_flight = tokio::spawn(async move {
-        post_execute(&client(), &url, with_mode(&fixture_brief("minimal-brief"), "prototype"), &Signed::default()).await.status()
+        post_execute(&client(), &url, with_mode(&fixture_brief("minimal-brief"), "prototype"), &Signed::default())
+            .await
+            .status()
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.stop.take().unwrap().send(()).unwrap();

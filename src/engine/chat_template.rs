@@ -72,7 +72,10 @@ mod tests {
     fn chatml_fallback_renders_the_generation_prompt() {
         let t = ChatTemplate::new(None, "", "<|im_end|>").unwrap();
         let text = t.render(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi")]).unwrap();
-        assert_eq!(text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            text,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]

@@ -118,7 +118,8 @@ impl GgufModel {
     /// The prompt's token ids: the rendered chat template, special tokens matched whole.
     pub fn encode_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
         let text = self.template.render(messages)?;
-        let encoding = self.tokenizer.encode(text.as_str(), false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let encoding =
+            self.tokenizer.encode(text.as_str(), false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         let mut ids = encoding.get_ids().to_vec();
         if let Some(bos) = self.bos_to_prepend {
             if ids.first() != Some(&bos) {
@@ -144,7 +145,11 @@ impl GgufModel {
         let reserve = request.max_new_tokens.min(self.context_len / 2).max(min_new).max(1);
         let max_prompt = self.context_len.saturating_sub(reserve);
         if prompt.len() > max_prompt {
-            tracing::warn!(prompt_tokens = prompt.len(), max_prompt, "prompt too long for the context; cutting its middle");
+            tracing::warn!(
+                prompt_tokens = prompt.len(),
+                max_prompt,
+                "prompt too long for the context; cutting its middle"
+            );
             let tail = max_prompt - PROMPT_HEAD_KEEP.min(max_prompt);
             let cut_from = PROMPT_HEAD_KEEP.min(max_prompt);
             prompt.drain(cut_from..prompt.len() - tail);

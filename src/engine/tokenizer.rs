@@ -24,7 +24,8 @@ use super::EngineError;
 const NORMAL_TOKEN_TYPE: i32 = 1;
 
 /// Qwen2's split pattern (from its `tokenizer.json`), applied before the byte-level mapping.
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// Build the tokenizer described by a GGUF's metadata.
 pub fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Result<Tokenizer, EngineError> {
@@ -42,9 +43,8 @@ pub fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Result<Tokenizer
         .iter()
         .map(|v| {
             let merge = v.to_string().map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-            let (a, b) = merge
-                .split_once(' ')
-                .ok_or_else(|| EngineError::Tokenizer(format!("malformed merge {merge:?}")))?;
+            let (a, b) =
+                merge.split_once(' ').ok_or_else(|| EngineError::Tokenizer(format!("malformed merge {merge:?}")))?;
             Ok((a.to_string(), b.to_string()))
         })
         .collect::<Result<_, EngineError>>()?;

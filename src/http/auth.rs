@@ -87,7 +87,8 @@ fn decode_signature(header: &[u8]) -> Result<Vec<u8>, AuthError> {
 pub fn verify_signature(secrets: &[Secret], body: &[u8], signature: &[u8]) -> Result<(), AuthError> {
     let mut matched = false;
     for secret in secrets {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes keys of any length");
         mac.update(body);
         matched |= mac.verify_slice(signature).is_ok();
     }

@@ -91,7 +91,8 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(reason) => tracing::warn!(reason = reason.reason(), "request refused"),
             other => tracing::info!(code = other.code(), "request rejected"),
         }
-        let mut response = (self.status(), Json(ErrorBody { error: self.code(), detail: self.detail() })).into_response();
+        let mut response =
+            (self.status(), Json(ErrorBody { error: self.code(), detail: self.detail() })).into_response();
         if matches!(self, ApiError::NotReady) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(LOADING_RETRY_AFTER_SECS));
         }

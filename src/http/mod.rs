@@ -80,13 +80,18 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn(record_request_metrics))
-        .layer(TraceLayer::new_for_http())
+        // Failures are logged once, at the right level, where ApiError becomes a response.
+        .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }
 
 /// Serve until `shutdown` resolves, then drain in-flight requests for at most the configured
 /// drain deadline.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let drain = state.config.drain;
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state);
@@ -146,7 +151,8 @@ async fn execute(
             "task answered"
         );
     }
-    metrics::histogram!("bidder_execute_seconds", "phase" => brief.phase.as_str()).record(received.elapsed().as_secs_f64());
+    metrics::histogram!("bidder_execute_seconds", "phase" => brief.phase.as_str())
+        .record(received.elapsed().as_secs_f64());
     Ok(Json(response.as_ref()).into_response())
 }
 
@@ -170,14 +176,13 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// Count requests by matched route and status, and time them.
 async fn record_request_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("bidder_http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("bidder_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
     metrics::histogram!("bidder_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     response
 }

@@ -124,12 +124,9 @@ impl Requirement<'_> {
     pub fn as_list(&self) -> Vec<String> {
         match self.0 {
             Value::Array(items) => items.iter().flat_map(|v| Requirement(v).as_list()).collect(),
-            Value::String(s) => s
-                .split([',', ';', '\n'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            Value::String(s) => {
+                s.split([',', ';', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+            }
             Value::Null => Vec::new(),
             other => vec![Requirement(other).as_text()],
         }
@@ -142,12 +139,9 @@ impl Requirement<'_> {
             Value::String(s) => s.trim().to_string(),
             Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
             Value::Number(n) => n.to_string(),
-            Value::Array(items) => items
-                .iter()
-                .map(|v| Requirement(v).as_text())
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(", "),
+            Value::Array(items) => {
+                items.iter().map(|v| Requirement(v).as_text()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ")
+            }
             Value::Object(map) => map
                 .iter()
                 .map(|(k, v)| format!("{}: {}", k.replace('_', " "), Requirement(v).as_text()))
@@ -284,7 +278,9 @@ fn budget(fields: &Map<String, Value>) -> Result<Option<f64>, ProtocolError> {
     let amount = match fields.get("budget_usd") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64().ok_or(err)?,
-        Some(Value::String(s)) => s.trim().trim_start_matches('$').replace(',', "").trim().parse::<f64>().map_err(|_| err)?,
+        Some(Value::String(s)) => {
+            s.trim().trim_start_matches('$').replace(',', "").trim().parse::<f64>().map_err(|_| err)?
+        }
         Some(_) => return Err(err),
     };
     if amount.is_finite() && amount >= 0.0 {
@@ -303,7 +299,9 @@ fn attachments(fields: &Map<String, Value>) -> Result<Vec<Attachment>, ProtocolE
     items
         .iter()
         .map(|item| match item {
-            Value::String(url) => Ok(Attachment { filename: String::new(), url: url.clone(), content_type: String::new() }),
+            Value::String(url) => {
+                Ok(Attachment { filename: String::new(), url: url.clone(), content_type: String::new() })
+            }
             Value::Object(obj) => {
                 let text = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default().trim().to_string();
                 Ok(Attachment { filename: text("filename"), url: text("url"), content_type: text("content_type") })
@@ -346,8 +344,8 @@ mod tests {
         let mut seen = 0;
         for entry in std::fs::read_dir(dir).expect("fixture briefs") {
             let path = entry.unwrap().path();
-            let brief = parse_brief(&std::fs::read(&path).unwrap())
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let brief =
+                parse_brief(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(brief.phase, Phase::Prototype);
             assert!(!brief.description.is_empty());
             seen += 1;
@@ -415,7 +413,8 @@ mod tests {
 
     #[test]
     fn requirement_values_are_read_leniently() {
-        let v = json!({"a": 1500, "b": "1,500 words", "c": "about 300", "d": "x, y ;z", "e": ["x", "y"], "f": {"max": 30}});
+        let v =
+            json!({"a": 1500, "b": "1,500 words", "c": "about 300", "d": "x, y ;z", "e": ["x", "y"], "f": {"max": 30}});
         let r = |k: &str| Requirement(&v[k]);
         assert_eq!(r("a").as_count(), Some(1500));
         assert_eq!(r("b").as_count(), Some(1500));

@@ -5,7 +5,8 @@
 const TEMPLATE_MARKERS: &[&str] = &["<s>", "</s>", "<start_of_turn>", "<end_of_turn>", "[INST]", "[/INST]"];
 
 /// Openings small models put before the work ("Sure! Here is your blog post:").
-const PREAMBLE_OPENINGS: &[&str] = &["sure", "certainly", "of course", "here is", "here's", "absolutely", "okay", "ok,"];
+const PREAMBLE_OPENINGS: &[&str] =
+    &["sure", "certainly", "of course", "here is", "here's", "absolutely", "okay", "ok,"];
 
 /// What may close a sentence after its final punctuation.
 const CLOSERS: &[char] = &['"', '\'', ')', ']', '*', '_', '”', '’'];
@@ -28,7 +29,9 @@ pub fn strip_template_tokens(raw: &str) -> String {
     while let Some(start) = rest.find("<|") {
         out.push_str(&rest[..start]);
         match rest[start + 2..].find("|>") {
-            Some(end) if !rest[start + 2..start + 2 + end].contains(char::is_whitespace) => rest = &rest[start + 2 + end + 2..],
+            Some(end) if !rest[start + 2..start + 2 + end].contains(char::is_whitespace) => {
+                rest = &rest[start + 2 + end + 2..]
+            }
             _ => {
                 out.push_str("<|");
                 rest = &rest[start + 2..];
@@ -86,7 +89,7 @@ fn cut_to_last_complete_unit(text: &str) -> String {
         .char_indices()
         .filter(|(_, c)| matches!(c, '.' | '!' | '?'))
         .filter_map(|(i, c)| sentence_end_after(text, i + c.len_utf8()))
-        .last();
+        .next_back();
     let cut = match (last_sentence_end, last_newline) {
         (Some(s), Some(n)) => s.max(n),
         (Some(s), None) => s,

@@ -20,7 +20,8 @@ use crate::engine::ChatMessage;
 use crate::protocol::{Brief, Phase};
 
 /// Requirement keys that carry a target length in words.
-const WORD_COUNT_KEYS: &[&str] = &["word_count", "words", "length_words", "target_words", "min_words", "max_words", "length"];
+const WORD_COUNT_KEYS: &[&str] =
+    &["word_count", "words", "length_words", "target_words", "min_words", "max_words", "length"];
 
 /// Prototypes of long pieces are a strong opening of this many words at most.
 const PROTOTYPE_MAX_WORDS: u64 = 450;
@@ -54,7 +55,9 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
     let requested_words = brief.requirement(WORD_COUNT_KEYS).and_then(|r| r.as_count()).filter(|n| *n > 0);
     let target_words = match (brief.phase, requested_words) {
         // A translation is as long as its source, whatever the phase.
-        (_, None) if prompt::translation_target(brief).is_some() => (clean::word_count(&brief.description) as u64).max(20),
+        (_, None) if prompt::translation_target(brief).is_some() => {
+            (clean::word_count(&brief.description) as u64).max(20)
+        }
         (Phase::Prototype, Some(n)) if n > PROTOTYPE_MAX_WORDS => PROTOTYPE_MAX_WORDS,
         (_, Some(n)) => n,
         (Phase::Prototype, None) => DEFAULT_PROTOTYPE_WORDS,

@@ -57,14 +57,20 @@ mod tests {
 
     #[test]
     fn summary_names_the_work_and_its_sections() {
-        let brief = parse_brief(br#"{"task_id":"t","mode":"prototype","title":"ESG","description":"d","task_type":"blog-post"}"#).unwrap();
+        let brief = parse_brief(
+            br#"{"task_id":"t","mode":"prototype","title":"ESG","description":"d","task_type":"blog-post"}"#,
+        )
+        .unwrap();
         let s = summary(&brief, "# ESG\n\nText\n\n## Fees\n\nMore", 120);
         assert_eq!(s, "A 120-word prototype blog post for \"ESG\", with sections: ESG; Fees.");
     }
 
     #[test]
     fn a_short_prototype_says_the_final_is_full_length() {
-        let brief = parse_brief(br#"{"task_id":"t","mode":"prototype","description":"d","attachments":[{"filename":"a.csv","url":"u"}]}"#).unwrap();
+        let brief = parse_brief(
+            br#"{"task_id":"t","mode":"prototype","description":"d","attachments":[{"filename":"a.csv","url":"u"}]}"#,
+        )
+        .unwrap();
         let m = agent_message(&brief, Some(1500), 400);
         assert!(m.contains("400 of the 1500 words") && m.contains("a.csv"), "{m}");
     }

@@ -32,8 +32,16 @@ fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64) -
         out.push_str(&truncate_chars(&brief.description, MAX_DESCRIPTION_CHARS));
         out.push('\n');
     }
-    push_section(&mut out, "Requirements", brief.requirements.iter().map(|(k, v)| (k.as_str(), Requirement(v).as_text())));
-    push_section(&mut out, "Quality rules", brief.quality_rules.iter().map(|(k, v)| (k.as_str(), Requirement(v).as_text())));
+    push_section(
+        &mut out,
+        "Requirements",
+        brief.requirements.iter().map(|(k, v)| (k.as_str(), Requirement(v).as_text())),
+    );
+    push_section(
+        &mut out,
+        "Quality rules",
+        brief.quality_rules.iter().map(|(k, v)| (k.as_str(), Requirement(v).as_text())),
+    );
     push_section(&mut out, "Additional context", brief.extra_context.iter().map(|(k, v)| (k.as_str(), v.clone())));
     if !brief.attachments.is_empty() {
         out.push_str("\n## Attachments (not available to you)\n");
@@ -86,10 +94,8 @@ fn instruction(brief: &Brief, requested_words: Option<u64>, target_words: u64) -
 }
 
 fn push_section<'a>(out: &mut String, heading: &str, items: impl Iterator<Item = (&'a str, String)>) {
-    let lines: Vec<String> = items
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("- {}: {v}\n", capitalise(&humanise(k))))
-        .collect();
+    let lines: Vec<String> =
+        items.filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("- {}: {v}\n", capitalise(&humanise(k)))).collect();
     if !lines.is_empty() {
         out.push_str(&format!("\n## {heading}\n"));
         lines.iter().for_each(|l| out.push_str(l));
@@ -160,8 +166,10 @@ mod tests {
 
     #[test]
     fn a_translation_asks_for_the_translation_only() {
-        let b = brief(r#"{"task_id":"t","mode":"final","task_type":"translation","description":"Translate: Hello.",
-                         "requirements":{"target_language":"Spanish"}}"#);
+        let b = brief(
+            r#"{"task_id":"t","mode":"final","task_type":"translation","description":"Translate: Hello.",
+                         "requirements":{"target_language":"Spanish"}}"#,
+        );
         let user = &messages(&b, None, 20)[1].content;
         assert!(user.contains("into Spanish") && user.contains("Output only the Spanish translation"), "{user}");
         assert_eq!(translation_target(&brief(r#"{"task_id":"t","mode":"final","description":"Blog"}"#)), None);

@@ -83,7 +83,10 @@ pub fn assert_contract_response(body: &serde_json::Value, task_id: &str, mode: &
     assert_eq!(body["mode"], mode, "{body}");
     assert_eq!(body["status"], "completed", "{body}");
     for field in ["prototype_summary", "agent_message", "output"] {
-        assert!(body[field].as_str().is_some_and(|s| !s.trim().is_empty()), "{field} must be a non-empty string: {body}");
+        assert!(
+            body[field].as_str().is_some_and(|s| !s.trim().is_empty()),
+            "{field} must be a non-empty string: {body}"
+        );
     }
     assert!(body["bid_price_usd"].as_f64().is_some_and(|p| p >= 0.0), "{body}");
     assert!(body["cost_usd"].as_f64().is_some_and(|c| c >= 0.0), "{body}");
