@@ -48,21 +48,16 @@ impl FakeGenerator {
         self.calls.load(Ordering::SeqCst)
     }
 
-    /// The text the fake writes for a user prompt: its first line as a heading, then sentences.
-    fn words_for(request: &GenerationRequest) -> Vec<String> {
-        let heading = request
+    /// The first line of the last user message: the fake's heading.
+    fn heading(request: &GenerationRequest) -> String {
+        let first_line = request
             .messages
             .iter()
             .rev()
             .find(|m| m.role == "user")
             .and_then(|m| m.content.lines().find(|l| !l.trim().is_empty()))
-            .unwrap_or("Draft")
-            .trim_start_matches('#')
-            .trim();
-        let mut words = vec!["#".to_string()];
-        words.extend(heading.split_whitespace().map(str::to_string));
-        words.push("\n\n".into());
-        words
+            .unwrap_or("Draft");
+        first_line.trim_start_matches('#').trim().to_string()
     }
 }
 
@@ -79,34 +74,25 @@ impl TextGenerator for FakeGenerator {
                 return Err(EngineError::Inference("the fake engine was told to fail".into()));
             }
             let started = Instant::now();
-            let mut text = String::new();
-            for word in Self::words_for(&request) {
-                if !text.is_empty() && !text.ends_with('\n') && word != "\n\n" {
+            let mut text = format!("# {}\n\n", Self::heading(&request));
+            let mut written = 0;
+            let mut words = SENTENCE.split(' ').cycle();
+            let finish = loop {
+                if written >= this.words {
+                    break FinishReason::Eos;
+                }
+                if written >= request.max_new_tokens {
+                    break FinishReason::Length;
+                }
+                if Instant::now() >= request.deadline {
+                    break FinishReason::Deadline;
+                }
+                tokio::time::sleep(this.word_delay).await;
+                if written > 0 {
                     text.push(' ');
                 }
-                text.push_str(&word);
-            }
-            let mut written = 0;
-            let body = SENTENCE.split(' ').cycle();
-            let finish = 'writing: {
-                for word in body {
-                    if written >= this.words {
-                        break 'writing FinishReason::Eos;
-                    }
-                    if written >= request.max_new_tokens {
-                        break 'writing FinishReason::Length;
-                    }
-                    if Instant::now() >= request.deadline {
-                        break 'writing FinishReason::Deadline;
-                    }
-                    tokio::time::sleep(this.word_delay).await;
-                    if !text.ends_with('\n') {
-                        text.push(' ');
-                    }
-                    text.push_str(word);
-                    written += 1;
-                }
-                unreachable!("the sentence cycles forever")
+                text.push_str(words.next().expect("the sentence cycles forever"));
+                written += 1;
             };
             Ok(Generation {
                 input_tokens: request.messages.iter().map(|m| m.content.split_whitespace().count()).sum(),

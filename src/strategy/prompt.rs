@@ -57,7 +57,8 @@ fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64) -
 
 /// For a translation task, the language to translate into.
 pub fn translation_target(brief: &Brief) -> Option<String> {
-    let named = [brief.task_type.as_deref(), brief.category.as_deref(), Some(brief.title.as_str())];
+    // Not the category: `writing-translation` holds every kind of writing.
+    let named = [brief.task_type.as_deref(), Some(brief.title.as_str())];
     if !named.iter().flatten().any(|s| s.to_lowercase().contains("translat")) {
         return None;
     }
@@ -172,7 +173,8 @@ mod tests {
         );
         let user = &messages(&b, None, 20)[1].content;
         assert!(user.contains("into Spanish") && user.contains("Output only the Spanish translation"), "{user}");
-        assert_eq!(translation_target(&brief(r#"{"task_id":"t","mode":"final","description":"Blog"}"#)), None);
+        let blog = r#"{"task_id":"t","mode":"final","description":"Blog","category":"writing-translation","task_type":"blog-post"}"#;
+        assert_eq!(translation_target(&brief(blog)), None);
     }
 
     #[test]
