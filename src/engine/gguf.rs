@@ -1,4 +1,4 @@
-//! One GGUF model in memory — weights, tokenizer, chat template, stop tokens — and the
+//! One GGUF model in memory, of any supported architecture — weights, tokenizer, chat template, stop tokens — and the
 //! prefill/decode loop that turns a [`GenerationRequest`] into a [`Generation`], honouring the
 //! deadline and cancellation between forward passes.
 
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::{self, ModelWeights};
 use tokenizers::Tokenizer;
 
+use super::architecture::{self, ModelWeights};
 use super::chat_template::{ChatMessage, ChatTemplate};
 use super::sampling::Sampler;
 use super::{EngineError, FinishReason, Generation, GenerationRequest, tokenizer};
@@ -36,6 +36,7 @@ pub struct GgufModel {
     bos_to_prepend: Option<u32>,
     context_len: usize,
     name: String,
+    architecture: String,
     device: Device,
 }
 
@@ -65,15 +66,18 @@ impl GgufModel {
     pub fn load(path: &Path) -> Result<Self, EngineError> {
         let (content, mut reader) = read_content(path)?;
         let md = &content.metadata;
-        let arch = md
+        let architecture = md
             .get("general.architecture")
             .and_then(|v| v.to_string().ok())
             .cloned()
-            .unwrap_or_else(|| "unknown".into());
-        if arch != "llama" {
+            .ok_or_else(|| load_error(path, "GGUF metadata lacks general.architecture"))?;
+        if !architecture::SUPPORTED.contains(&architecture.as_str()) {
             return Err(load_error(
                 path,
-                format!("architecture {arch:?} is not supported yet (this engine runs llama-architecture GGUFs)"),
+                format!(
+                    "architecture {architecture:?} is not supported (supported: {})",
+                    architecture::SUPPORTED.join(", ")
+                ),
             ));
         }
         let tokenizer = tokenizer::from_gguf_metadata(md).map_err(|e| load_error(path, e))?;
@@ -90,10 +94,10 @@ impl GgufModel {
         stop_tokens.dedup();
 
         let add_bos = md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
-        let context_len = metadata_u32(md, "llama.context_length")
-            .map_or(quantized_llama::MAX_SEQ_LEN, |n| (n as usize).min(quantized_llama::MAX_SEQ_LEN));
+        let context_len = ModelWeights::context_length(&architecture, &content);
         let device = Device::Cpu;
-        let weights = ModelWeights::from_gguf(content, &mut reader, &device).map_err(|e| load_error(path, e))?;
+        let weights =
+            ModelWeights::load(&architecture, content, &mut reader, &device).map_err(|e| load_error(path, e))?;
         let name = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(Self {
             weights,
@@ -103,12 +107,18 @@ impl GgufModel {
             bos_to_prepend: bos_id.filter(|_| add_bos),
             context_len,
             name,
+            architecture,
             device,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `general.architecture` of the file, e.g. `llama` or `qwen2`.
+    pub fn architecture(&self) -> &str {
+        &self.architecture
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -159,6 +169,7 @@ impl GgufModel {
         // Each forward pass is checked against the deadline before it starts, using the time
         // the previous pass took per token, so the answer is ready before the deadline rather
         // than one pass after it.
+        self.weights.start_sequence();
         let mut position = 0;
         let mut logits = None;
         let mut seconds_per_prompt_token = 0.0;
@@ -222,5 +233,36 @@ impl GgufModel {
             prefill,
             decode: decode_started.elapsed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::gguf_file;
+
+    use super::*;
+
+    fn gguf_with_metadata(metadata: &[(&str, &Value)]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
+        gguf_file::write(file.as_file_mut(), metadata, &[]).unwrap();
+        file
+    }
+
+    #[test]
+    fn an_unsupported_architecture_is_named_with_the_file() {
+        let file = gguf_with_metadata(&[("general.architecture", &Value::String("mamba".into()))]);
+        let err = GgufModel::load(file.path()).err().expect("mamba is not supported").to_string();
+        assert!(
+            err.contains("mamba") && err.contains("qwen2") && err.contains(&file.path().display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_gguf_is_a_clear_error() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), b"definitely not a model").unwrap();
+        let err = GgufModel::load(file.path()).err().unwrap().to_string();
+        assert!(err.contains("not a readable GGUF file"), "{err}");
     }
 }

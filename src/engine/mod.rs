@@ -4,6 +4,7 @@
 //! GGUF's own metadata ([`tokenizer`]) and the GGUF's own chat template ([`chat_template`]).
 //! [`fake::FakeGenerator`] is the deterministic stand-in the HTTP and strategy tests use.
 
+pub mod architecture;
 pub mod chat_template;
 pub mod fake;
 mod gguf;

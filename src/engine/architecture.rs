@@ -1,0 +1,89 @@
+//! One interface over the GGUF model families candle implements, chosen by
+//! `general.architecture`: llama (Llama 2/3, Mistral, SmolLM), qwen2, qwen3, gemma3 and phi3.
+//! It hides their differences — how the KV cache is reset between requests, how long a context
+//! each supports, what shape the logits come back in.
+
+use std::io::{Read, Seek};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::{
+    quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+};
+
+/// Longest context we allocate for, whatever a model advertises: the KV cache grows with it and
+/// briefs plus answers fit well inside.
+const MAX_CONTEXT: usize = 8192;
+
+/// The architectures this engine runs, as named in `general.architecture`.
+pub const SUPPORTED: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3"];
+
+pub enum ModelWeights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen3(quantized_qwen3::ModelWeights),
+    Gemma3(quantized_gemma3::ModelWeights),
+    Phi3(quantized_phi3::ModelWeights),
+}
+
+impl ModelWeights {
+    /// Load the weights of `architecture` from an opened GGUF. Errors are plain sentences for
+    /// the caller to attach to the file name.
+    pub fn load<R: Read + Seek>(
+        architecture: &str,
+        content: Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self, String> {
+        let loaded = match architecture {
+            "llama" => quantized_llama::ModelWeights::from_gguf(content, reader, device).map(Self::Llama),
+            "qwen2" => quantized_qwen2::ModelWeights::from_gguf(content, reader, device).map(Self::Qwen2),
+            "qwen3" => quantized_qwen3::ModelWeights::from_gguf(content, reader, device).map(Self::Qwen3),
+            "gemma3" => quantized_gemma3::ModelWeights::from_gguf(content, reader, device).map(Self::Gemma3),
+            "phi3" => quantized_phi3::ModelWeights::from_gguf(false, content, reader, device).map(Self::Phi3),
+            other => {
+                return Err(format!("architecture {other:?} is not supported (supported: {})", SUPPORTED.join(", ")));
+            }
+        };
+        loaded.map_err(|e| format!("reading {architecture} weights: {e}"))
+    }
+
+    /// The context window to plan with: the model's own, capped by what its rotary table holds
+    /// and by [`MAX_CONTEXT`].
+    pub fn context_length(architecture: &str, content: &Content) -> usize {
+        let advertised = content
+            .metadata
+            .get(&format!("{architecture}.context_length"))
+            .and_then(|v| v.to_u32().ok())
+            .map_or(MAX_CONTEXT, |n| n as usize);
+        let table_limit = match architecture {
+            "llama" => quantized_llama::MAX_SEQ_LEN,
+            _ => MAX_CONTEXT,
+        };
+        advertised.min(table_limit).min(MAX_CONTEXT)
+    }
+
+    /// Forget the previous request. Most families restart their cache at position 0 by
+    /// themselves; qwen3 appends unless cleared.
+    pub fn start_sequence(&mut self) {
+        match self {
+            Self::Llama(m) => m.clear_kv_cache(),
+            Self::Qwen2(m) => m.clear_kv_cache(),
+            Self::Qwen3(m) => m.clear_kv_cache(),
+            Self::Gemma3(_) | Self::Phi3(_) => {}
+        }
+    }
+
+    /// Logits for the last position of `input` (`[1, seq_len]` token ids at `position`), as a
+    /// `[vocab]` vector.
+    pub fn forward(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
+        let logits = match self {
+            Self::Llama(m) => m.forward(input, position)?,
+            Self::Qwen2(m) => m.forward(input, position)?,
+            Self::Qwen3(m) => m.forward(input, position)?,
+            Self::Gemma3(m) => m.forward(input, position)?,
+            Self::Phi3(m) => m.forward(input, position)?,
+        };
+        logits.flatten_all()
+    }
+}
