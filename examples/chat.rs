@@ -15,6 +15,8 @@ fn main() -> anyhow::Result<()> {
     let config = EngineConfig {
         model_path: model.into(),
         threads: std::thread::available_parallelism()?.get(),
+        workers: 1,
+        queue_capacity: 1,
         sampling: SamplingConfig { temperature, top_p: 0.9, repeat_penalty: 1.15, repeat_last_n: 128 },
     };
     let (engine, _) = LocalEngine::start(&config)?;

@@ -116,6 +116,13 @@ pub struct ModelArgs {
     /// CPU threads for inference (default: all available cores).
     #[arg(long, env = "BIDDER_THREADS")]
     pub threads: Option<usize>,
+    /// Inference workers, each with its own copy of the model. On a CPU keep 1: candle's
+    /// forward pass already uses every core.
+    #[arg(long, env = "BIDDER_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Jobs that may wait for a worker; beyond this, requests are answered 429 at once.
+    #[arg(long, env = "BIDDER_QUEUE_CAPACITY", default_value_t = 8)]
+    pub queue_capacity: usize,
     /// Sampling temperature; 0 picks the most likely token every time. Small models stay on
     /// topic better when it is low.
     #[arg(long, env = "BIDDER_TEMPERATURE", default_value_t = 0.4)]
@@ -226,6 +233,8 @@ pub struct ServerConfig {
 pub struct EngineConfig {
     pub model_path: PathBuf,
     pub threads: usize,
+    pub workers: usize,
+    pub queue_capacity: usize,
     pub sampling: SamplingConfig,
 }
 
@@ -378,9 +387,17 @@ impl ModelArgs {
         if !(self.repeat_penalty >= 1.0 && self.repeat_penalty <= 3.0) {
             return Err(invalid("--repeat-penalty", "must be between 1 and 3"));
         }
+        if self.workers == 0 || self.workers > 64 {
+            return Err(invalid("--workers", "must be between 1 and 64"));
+        }
+        if self.queue_capacity == 0 {
+            return Err(invalid("--queue-capacity", "must be at least 1"));
+        }
         Ok(EngineConfig {
             model_path: self.model.clone(),
             threads,
+            workers: self.workers,
+            queue_capacity: self.queue_capacity,
             sampling: SamplingConfig {
                 temperature: self.temperature,
                 top_p: self.top_p,

@@ -68,7 +68,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Ok((engine, report)) => {
                 metrics::gauge!("bidder_model_load_seconds").set(report.load.as_secs_f64());
                 metrics::gauge!("bidder_model_warm_up_seconds").set(report.warm_up.as_secs_f64());
-                tracing::info!(load_ms = report.load.as_millis() as u64, warm_up_ms = report.warm_up.as_millis() as u64, "model ready");
+                tracing::info!(
+                    load_ms = report.load.as_millis() as u64,
+                    warm_up_ms = report.warm_up.as_millis() as u64,
+                    prefill_tps = report.speed.prefill_tps.round(),
+                    decode_tps = report.speed.decode_tps.round(),
+                    "model ready"
+                );
                 loader_state.set_ready(Pipeline::new(Arc::new(engine), strategy));
             }
             Err(err) => {

@@ -323,3 +323,52 @@ async fn a_caller_that_disconnects_frees_the_worker() {
         server.logs()
     );
 }
+
+#[tokio::test]
+async fn a_full_queue_is_answered_429_at_once_and_health_stays_fast() {
+    let _turn = take_turn();
+    let server = Server::start(&["--queue-capacity", "1", "--final-deadline-secs", "60"]);
+    server.wait_until_ready().await;
+    // One final running, one waiting: the queue (capacity 1) is full.
+    let mut occupying = Vec::new();
+    for name in ["blog-post-sustainable-investing", "email-newsletter-gym"] {
+        let (url, body) = (server.url.clone(), with_mode(&fixture_brief(name), "final"));
+        occupying.push(tokio::spawn(async move {
+            post_execute(&reqwest::Client::new(), &url, body, &Signed::default()).await.status()
+        }));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let started = Instant::now();
+    let body = with_mode(&fixture_brief("business-pitch-outline"), "final");
+    let response = post_execute(&reqwest::Client::new(), &server.url, body, &Signed::default()).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "queue_full", "{body}");
+    assert!(elapsed < Duration::from_millis(500), "a refusal must be immediate, took {elapsed:?}");
+
+    let probe = Instant::now();
+    assert_eq!(reqwest::get(format!("{}/health", server.url)).await.unwrap().status(), 200);
+    assert!(probe.elapsed() < Duration::from_millis(250), "/health took {:?} under load", probe.elapsed());
+    for call in occupying {
+        assert!(!call.is_finished(), "the occupying finals should still be running");
+        call.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_the_model_cannot_meet_is_answered_429_at_once() {
+    let _turn = take_turn();
+    let server = Server::start(&["--prototype-deadline-secs", "1"]);
+    server.wait_until_ready().await;
+    let started = Instant::now();
+    let body = with_mode(&fixture_brief("data-analysis-sales-csv"), "prototype");
+    let response = post_execute(&reqwest::Client::new(), &server.url, body, &Signed::default()).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "deadline_unmeetable", "{body}");
+    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+}

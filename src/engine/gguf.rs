@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -28,12 +29,42 @@ const PROMPT_HEAD_KEEP: usize = 96;
 /// Names of end-of-turn tokens across families; whichever exist in the vocabulary stop decoding.
 const END_OF_TURN_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "</s>"];
 
-pub struct GgufModel {
-    weights: ModelWeights,
+/// Text to token ids and back for one model: its tokenizer and chat template. Shared between
+/// the caller's side (admission needs the prompt length) and the workers.
+pub struct PromptEncoder {
     tokenizer: Tokenizer,
     template: ChatTemplate,
-    stop_tokens: Vec<u32>,
     bos_to_prepend: Option<u32>,
+}
+
+impl PromptEncoder {
+    /// The prompt's token ids: the rendered chat template, special tokens matched whole.
+    pub fn encode(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
+        let text = self.template.render(messages)?;
+        let encoding =
+            self.tokenizer.encode(text.as_str(), false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let mut ids = encoding.get_ids().to_vec();
+        if let Some(bos) = self.bos_to_prepend {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
+        self.tokenizer.decode(ids, true).map_err(|e| EngineError::Tokenizer(e.to_string()))
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+}
+
+pub struct GgufModel {
+    weights: ModelWeights,
+    encoder: Arc<PromptEncoder>,
+    stop_tokens: Vec<u32>,
     context_len: usize,
     name: String,
     architecture: String,
@@ -101,10 +132,8 @@ impl GgufModel {
         let name = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(Self {
             weights,
-            tokenizer,
-            template,
+            encoder: Arc::new(PromptEncoder { tokenizer, template, bos_to_prepend: bos_id.filter(|_| add_bos) }),
             stop_tokens,
-            bos_to_prepend: bos_id.filter(|_| add_bos),
             context_len,
             name,
             architecture,
@@ -121,34 +150,20 @@ impl GgufModel {
         &self.architecture
     }
 
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+    pub fn encoder(&self) -> &Arc<PromptEncoder> {
+        &self.encoder
     }
 
-    /// The prompt's token ids: the rendered chat template, special tokens matched whole.
-    pub fn encode_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
-        let text = self.template.render(messages)?;
-        let encoding =
-            self.tokenizer.encode(text.as_str(), false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        let mut ids = encoding.get_ids().to_vec();
-        if let Some(bos) = self.bos_to_prepend {
-            if ids.first() != Some(&bos) {
-                ids.insert(0, bos);
-            }
-        }
-        Ok(ids)
-    }
-
-    /// Run one request to completion, to the deadline, or until `cancelled()` says the caller is
-    /// gone.
+    /// Run one request (its `prompt` already encoded) to completion, to the deadline, or until
+    /// `cancelled()` says the caller is gone.
     pub fn generate(
         &mut self,
+        mut prompt: Vec<u32>,
         request: &GenerationRequest,
         sampling: &SamplingConfig,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Generation, EngineError> {
         let started = Instant::now();
-        let mut prompt = self.encode_prompt(&request.messages)?;
         let min_new = request.min_new_tokens.min(request.max_new_tokens);
         // Room for the answer comes first: a prompt that leaves too little is cut in the
         // middle (the system message at the head and the instructions at the tail survive).
@@ -223,7 +238,7 @@ impl GgufModel {
                 }
             }
         };
-        let text = self.tokenizer.decode(&generated, true).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let text = self.encoder.decode(&generated)?;
         Ok(Generation {
             text,
             input_tokens,

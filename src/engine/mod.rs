@@ -4,6 +4,7 @@
 //! GGUF's own metadata ([`tokenizer`]) and the GGUF's own chat template ([`chat_template`]).
 //! [`fake::FakeGenerator`] is the deterministic stand-in the HTTP and strategy tests use.
 
+pub mod admission;
 pub mod architecture;
 pub mod chat_template;
 pub mod fake;
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
-pub use gguf::{GgufModel, load_gguf_tokenizer};
-pub use worker::LocalEngine;
+pub use gguf::{GgufModel, PromptEncoder, load_gguf_tokenizer};
+pub use worker::{LoadReport, LocalEngine};
 
 /// What to generate. The deadline is absolute: the engine returns what it has when it passes.
 #[derive(Debug, Clone)]
@@ -91,6 +92,8 @@ pub enum EngineError {
     WorkerGone,
     #[error("the caller went away")]
     Cancelled,
+    #[error("turned away ({}); retry after {retry_after:?}", reason.as_str())]
+    Overloaded { reason: admission::RejectReason, retry_after: Duration },
 }
 
 impl From<candle_core::Error> for EngineError {

@@ -1,6 +1,8 @@
 //! The one place errors become HTTP answers: a status, a stable `error` code and a human
 //! `detail` sentence (protocol §2/§4). Internal causes are logged here and never sent.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -11,7 +13,7 @@ use super::auth::AuthError;
 use crate::protocol::ProtocolError;
 
 /// Seconds a caller should wait before retrying while the model loads.
-const LOADING_RETRY_AFTER_SECS: u32 = 5;
+const LOADING_RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -25,6 +27,8 @@ pub enum ApiError {
     UnreadableBody,
     #[error("the model is still loading")]
     NotReady,
+    #[error("the agent cannot take this task now ({reason})")]
+    Overloaded { reason: &'static str, retry_after: Duration },
     #[error("internal error: {0}")]
     Internal(String),
     #[error("no such route")]
@@ -55,6 +59,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -69,6 +74,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnreadableBody => "unreadable_body",
             ApiError::NotReady => "loading",
+            ApiError::Overloaded { reason, .. } => reason,
             ApiError::Internal(_) => "internal_error",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -79,6 +85,12 @@ impl ApiError {
         match self {
             ApiError::Internal(_) => "The agent failed to produce a response; the failure has been logged.".into(),
             ApiError::NotReady => "The agent is still loading its model; retry shortly.".into(),
+            ApiError::Overloaded { reason: "queue_full", .. } => {
+                "Every worker is busy and the queue is full; retry after the time in Retry-After.".into()
+            }
+            ApiError::Overloaded { .. } => {
+                "The queued work would not leave time to answer before this task's deadline; retry after the time in Retry-After.".into()
+            }
             other => capitalise_sentence(&other.to_string()),
         }
     }
@@ -89,12 +101,18 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
             ApiError::Unauthorized(reason) => tracing::warn!(reason = reason.reason(), "request refused"),
-            other => tracing::info!(code = other.code(), "request rejected"),
+            other => tracing::info!(code = other.code(), "request not served"),
         }
         let mut response =
             (self.status(), Json(ErrorBody { error: self.code(), detail: self.detail() })).into_response();
-        if matches!(self, ApiError::NotReady) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(LOADING_RETRY_AFTER_SECS));
+        let retry_after = match &self {
+            ApiError::NotReady => Some(LOADING_RETRY_AFTER_SECS),
+            // Whole seconds, rounded up, at least one.
+            ApiError::Overloaded { retry_after, .. } => Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

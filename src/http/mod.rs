@@ -28,8 +28,9 @@ use tracing::Instrument;
 pub use error::ApiError;
 
 use crate::config::ServerConfig;
+use crate::engine::EngineError;
 use crate::idempotency::{IdempotencyCache, Origin};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineError};
 use crate::protocol::parse_brief;
 
 /// What every handler shares. Cheap to clone.
@@ -138,7 +139,12 @@ async fn execute(
         .get_or_run(&brief.task_id, brief.phase, pipeline.execute(&brief, received))
         .instrument(span.clone())
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| match e.as_ref() {
+            PipelineError::Engine(EngineError::Overloaded { reason, retry_after }) => {
+                ApiError::Overloaded { reason: reason.as_str(), retry_after: *retry_after }
+            }
+            other => ApiError::Internal(other.to_string()),
+        })?;
     let _entered = span.enter();
     if origin == Origin::Duplicate {
         metrics::counter!("bidder_duplicates_served_total", "phase" => brief.phase.as_str()).increment(1);

@@ -1,0 +1,323 @@
+//! Admission to a model's workers: a bounded queue served earliest-deadline-first, which turns
+//! work away at once — rather than accept it and be late — when the queue is full or when the
+//! model's measured speed says the job cannot produce a useful answer before its deadline.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::{EngineError, Generation, GenerationRequest};
+
+/// Weight of the newest measurement in the running speed estimates.
+const SPEED_SMOOTHING: f64 = 0.3;
+/// Measurements over fewer tokens than this say more about overhead than speed.
+const MIN_TOKENS_TO_MEASURE: usize = 8;
+
+/// One generation waiting for, or held by, a worker.
+pub struct Job {
+    pub prompt: Vec<u32>,
+    pub request: GenerationRequest,
+    pub enqueued: Instant,
+    pub reply: oneshot::Sender<Result<Generation, EngineError>>,
+}
+
+/// Why a job was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    QueueFull,
+    DeadlineUnmeetable,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::QueueFull => "queue_full",
+            RejectReason::DeadlineUnmeetable => "deadline_unmeetable",
+        }
+    }
+}
+
+/// Measured throughput of the model behind this queue, in tokens per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speed {
+    pub prefill_tps: f64,
+    pub decode_tps: f64,
+}
+
+impl Speed {
+    fn seconds(&self, prompt_tokens: usize, new_tokens: usize) -> f64 {
+        prompt_tokens as f64 / self.prefill_tps.max(1e-3) + new_tokens as f64 / self.decode_tps.max(1e-3)
+    }
+}
+
+struct Waiting {
+    deadline: Instant,
+    sequence: u64,
+    job: Job,
+}
+
+impl PartialEq for Waiting {
+    fn eq(&self, other: &Self) -> bool {
+        (self.deadline, self.sequence) == (other.deadline, other.sequence)
+    }
+}
+impl Eq for Waiting {}
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Waiting {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.deadline, self.sequence).cmp(&(other.deadline, other.sequence))
+    }
+}
+
+struct State {
+    waiting: BinaryHeap<Reverse<Waiting>>,
+    /// When each job now on a worker is expected to be done (it stops at its deadline at the
+    /// latest), by ticket.
+    running: Vec<(u64, Instant)>,
+    speed: Speed,
+    sequence: u64,
+    closed: bool,
+}
+
+pub struct AdmissionQueue {
+    state: Mutex<State>,
+    job_ready: Condvar,
+    capacity: usize,
+    workers: usize,
+    model: String,
+}
+
+/// Held by a worker while it runs a job; hand it back with [`AdmissionQueue::finished`].
+pub struct Ticket(u64);
+
+impl AdmissionQueue {
+    pub fn new(model: &str, capacity: usize, workers: usize, speed: Speed) -> Self {
+        Self {
+            state: Mutex::new(State {
+                waiting: BinaryHeap::new(),
+                running: Vec::new(),
+                speed,
+                sequence: 0,
+                closed: false,
+            }),
+            job_ready: Condvar::new(),
+            capacity: capacity.max(1),
+            workers: workers.max(1),
+            model: model.to_string(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queue `job`, or say at once why not and when to try again.
+    pub fn submit(&self, job: Job) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let deadline = job.request.deadline;
+        // Work that will hold the workers before this job starts: everything running, and what
+        // waits with an earlier deadline (EDF serves it first). Each ends by its deadline.
+        let expected_end = |request: &GenerationRequest, prompt: usize| {
+            let expected = Duration::from_secs_f64(state.speed.seconds(prompt, request.max_new_tokens));
+            (now + expected).min(request.deadline.max(now))
+        };
+        let running: Duration = state.running.iter().map(|(_, end)| end.saturating_duration_since(now)).sum();
+        let ahead: Duration = state
+            .waiting
+            .iter()
+            .filter(|w| w.0.deadline <= deadline)
+            .map(|w| expected_end(&w.0.job.request, w.0.job.prompt.len()).saturating_duration_since(now))
+            .sum();
+        let wait = (running + ahead) / self.workers as u32;
+
+        if state.waiting.len() >= self.capacity {
+            let everything: Duration = running
+                + state
+                    .waiting
+                    .iter()
+                    .map(|w| expected_end(&w.0.job.request, w.0.job.prompt.len()).saturating_duration_since(now))
+                    .sum::<Duration>();
+            return Err(self.reject(RejectReason::QueueFull, everything / self.workers as u32));
+        }
+        let useful = state.speed.seconds(job.prompt.len(), job.request.min_new_tokens.max(1));
+        if now + wait + Duration::from_secs_f64(useful) > deadline {
+            return Err(self.reject(RejectReason::DeadlineUnmeetable, wait));
+        }
+        state.sequence += 1;
+        let sequence = state.sequence;
+        state.waiting.push(Reverse(Waiting { deadline, sequence, job }));
+        metrics::gauge!("bidder_queue_depth", "model" => self.model.clone()).set(state.waiting.len() as f64);
+        drop(state);
+        self.job_ready.notify_one();
+        Ok(())
+    }
+
+    fn reject(&self, reason: RejectReason, retry_after: Duration) -> EngineError {
+        metrics::counter!("bidder_rejections_total", "model" => self.model.clone(), "reason" => reason.as_str())
+            .increment(1);
+        tracing::info!(reason = reason.as_str(), retry_after_ms = retry_after.as_millis() as u64, "job turned away");
+        EngineError::Overloaded { reason, retry_after }
+    }
+
+    /// The waiting job with the earliest deadline; blocks while there is none. `None` once the
+    /// queue is closed.
+    pub fn next(&self) -> Option<(Ticket, Job)> {
+        let mut state = self.lock();
+        loop {
+            if state.closed {
+                return None;
+            }
+            if let Some(Reverse(waiting)) = state.waiting.pop() {
+                let job = waiting.job;
+                let expected =
+                    Duration::from_secs_f64(state.speed.seconds(job.prompt.len(), job.request.max_new_tokens));
+                let end = (Instant::now() + expected).min(job.request.deadline);
+                state.running.push((waiting.sequence, end));
+                metrics::gauge!("bidder_queue_depth", "model" => self.model.clone()).set(state.waiting.len() as f64);
+                return Some((Ticket(waiting.sequence), job));
+            }
+            state = self.job_ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// A worker is done with a job; learn from how fast it went.
+    pub fn finished(&self, ticket: Ticket, measured: Option<&Generation>) {
+        let mut state = self.lock();
+        state.running.retain(|(sequence, _)| *sequence != ticket.0);
+        if let Some(g) = measured {
+            let blend = |old: f64, new: f64| old * (1.0 - SPEED_SMOOTHING) + new * SPEED_SMOOTHING;
+            if g.input_tokens >= MIN_TOKENS_TO_MEASURE && !g.prefill.is_zero() {
+                state.speed.prefill_tps =
+                    blend(state.speed.prefill_tps, g.input_tokens as f64 / g.prefill.as_secs_f64());
+            }
+            if g.output_tokens >= MIN_TOKENS_TO_MEASURE && !g.decode.is_zero() {
+                state.speed.decode_tps = blend(state.speed.decode_tps, g.output_tokens as f64 / g.decode.as_secs_f64());
+            }
+        }
+    }
+
+    pub fn speed(&self) -> Speed {
+        self.lock().speed
+    }
+
+    /// Stop handing out jobs; workers blocked in [`next`](Self::next) return `None`. Jobs still
+    /// waiting are dropped, which their callers see as the worker going away.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.waiting.clear();
+        drop(state);
+        self.job_ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(
+        deadline_in: Duration,
+        prompt: usize,
+        max_new: usize,
+    ) -> (Job, oneshot::Receiver<Result<Generation, EngineError>>) {
+        let (reply, answer) = oneshot::channel();
+        let request = GenerationRequest {
+            messages: Vec::new(),
+            max_new_tokens: max_new,
+            min_new_tokens: 10,
+            deadline: Instant::now() + deadline_in,
+            seed: 0,
+        };
+        (Job { prompt: vec![0; prompt], request, enqueued: Instant::now(), reply }, answer)
+    }
+
+    const SPEED: Speed = Speed { prefill_tps: 100.0, decode_tps: 10.0 };
+
+    #[test]
+    fn jobs_are_served_earliest_deadline_first() {
+        let queue = AdmissionQueue::new("m", 8, 1, SPEED);
+        let (late, _a) = job(Duration::from_secs(300), 10, 10);
+        let (early, _b) = job(Duration::from_secs(100), 10, 10);
+        queue.submit(late).unwrap();
+        queue.submit(early).unwrap();
+        let (_, first) = queue.next().unwrap();
+        assert!(first.request.deadline < Instant::now() + Duration::from_secs(101));
+    }
+
+    #[test]
+    fn a_full_queue_turns_work_away_with_a_retry_hint() {
+        let queue = AdmissionQueue::new("m", 1, 1, SPEED);
+        let (a, _a) = job(Duration::from_secs(300), 100, 100);
+        let (b, _b) = job(Duration::from_secs(300), 100, 100);
+        queue.submit(a).unwrap();
+        match queue.submit(b) {
+            Err(EngineError::Overloaded { reason: RejectReason::QueueFull, retry_after }) => {
+                assert!(retry_after >= Duration::from_secs(10), "{retry_after:?}")
+            }
+            other => panic!("expected a full queue, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_deadline_the_model_cannot_meet_is_refused() {
+        let queue = AdmissionQueue::new("m", 8, 1, SPEED);
+        // 1000 prompt tokens at 100 tok/s is 10 s before the first new token.
+        let (hopeless, _a) = job(Duration::from_secs(5), 1000, 100);
+        assert!(matches!(
+            queue.submit(hopeless),
+            Err(EngineError::Overloaded { reason: RejectReason::DeadlineUnmeetable, .. })
+        ));
+        // Behind 60 s of running work, a 30 s deadline cannot be met either.
+        let (long, _b) = job(Duration::from_secs(120), 100, 600);
+        queue.submit(long).unwrap();
+        let (ticket, _running) = queue.next().unwrap();
+        let (soon, _c) = job(Duration::from_secs(30), 100, 100);
+        assert!(matches!(
+            queue.submit(soon),
+            Err(EngineError::Overloaded { reason: RejectReason::DeadlineUnmeetable, .. })
+        ));
+        queue.finished(ticket, None);
+        let (soon, _d) = job(Duration::from_secs(30), 100, 100);
+        queue.submit(soon).unwrap();
+    }
+
+    #[test]
+    fn speed_estimates_follow_measurements() {
+        let queue = AdmissionQueue::new("m", 8, 1, SPEED);
+        let (j, _a) = job(Duration::from_secs(100), 10, 10);
+        queue.submit(j).unwrap();
+        let (ticket, _) = queue.next().unwrap();
+        let measured = Generation {
+            text: String::new(),
+            input_tokens: 200,
+            output_tokens: 100,
+            finish: super::super::FinishReason::Eos,
+            queued: Duration::ZERO,
+            prefill: Duration::from_secs(1),
+            decode: Duration::from_secs(5),
+        };
+        queue.finished(ticket, Some(&measured));
+        let speed = queue.speed();
+        assert!(speed.prefill_tps > 100.0 && speed.decode_tps > 10.0, "{speed:?}");
+    }
+
+    #[test]
+    fn closing_releases_waiting_workers() {
+        let queue = std::sync::Arc::new(AdmissionQueue::new("m", 8, 1, SPEED));
+        let worker = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.next().is_none())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        queue.close();
+        assert!(worker.join().unwrap());
+    }
+}
