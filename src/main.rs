@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bidder::config::{Cli, Command, ExecuteArgs, LogFormat, ModeArg, ServeArgs, TokenizeArgs};
-use bidder::engine::{LocalEngine, load_gguf_tokenizer};
+use bidder::engine::load_gguf_tokenizer;
 use bidder::http::{self, AppState};
-use bidder::pipeline::Pipeline;
+use bidder::pipeline::{PhaseRoutes, Pipeline};
 use bidder::protocol::{Phase, parse_brief};
 use bidder::telemetry;
 use clap::Parser;
@@ -44,7 +44,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.validate()?;
-    pin_inference_threads(config.engine.threads);
+    pin_inference_threads(config.pool.threads());
     telemetry::init_logging(config.log_format);
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -52,30 +52,40 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
         let address = listener.local_addr()?;
         if config.server.auth.is_open() {
-            tracing::warn!("no API key and no signing secret configured: anyone who can reach {address} can submit work");
+            tracing::warn!(
+                "no API key and no signing secret configured: anyone who can reach {address} can submit work"
+            );
         }
         let state = AppState::new(config.server.clone());
         // Tests and scripts read this line to find the port when listening on :0.
         println!("bidder listening on http://{address}");
         std::io::stdout().flush().ok();
-        tracing::info!(%address, model = %config.engine.model_path.display(), threads = config.engine.threads, "listening; loading the model");
+        let models: Vec<String> =
+            config.pool.models.iter().map(|m| m.engine.model_path.display().to_string()).collect();
+        tracing::info!(%address, ?models, threads = config.pool.threads(), "listening; loading the models");
 
         let (load_failed_tx, load_failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
         let loader_state = state.clone();
-        let engine_config = config.engine.clone();
+        let pool = config.pool.clone();
         let strategy = config.strategy.clone();
-        tokio::task::spawn_blocking(move || match LocalEngine::start(&engine_config) {
-            Ok((engine, report)) => {
-                metrics::gauge!("bidder_model_load_seconds").set(report.load.as_secs_f64());
-                metrics::gauge!("bidder_model_warm_up_seconds").set(report.warm_up.as_secs_f64());
-                tracing::info!(
-                    load_ms = report.load.as_millis() as u64,
-                    warm_up_ms = report.warm_up.as_millis() as u64,
-                    prefill_tps = report.speed.prefill_tps.round(),
-                    decode_tps = report.speed.decode_tps.round(),
-                    "model ready"
-                );
-                loader_state.set_ready(Pipeline::new(Arc::new(engine), strategy));
+        tokio::task::spawn_blocking(move || match PhaseRoutes::load(&pool, None) {
+            Ok((routes, reports)) => {
+                for (model, report) in reports {
+                    metrics::gauge!("bidder_model_load_seconds", "model" => model.clone())
+                        .set(report.load.as_secs_f64());
+                    metrics::gauge!("bidder_model_warm_up_seconds", "model" => model.clone())
+                        .set(report.warm_up.as_secs_f64());
+                    tracing::info!(
+                        %model,
+                        load_ms = report.load.as_millis() as u64,
+                        warm_up_ms = report.warm_up.as_millis() as u64,
+                        prefill_tps = report.speed.prefill_tps.round(),
+                        decode_tps = report.speed.decode_tps.round(),
+                        "model warm"
+                    );
+                }
+                loader_state.set_ready(Pipeline::new(routes, strategy));
+                tracing::info!("every model is warm: ready");
             }
             Err(err) => {
                 let _ = load_failed_tx.send(anyhow::Error::new(err));
@@ -126,9 +136,9 @@ async fn shutdown_signal() {
 }
 
 fn execute(args: ExecuteArgs) -> anyhow::Result<()> {
-    let engine_config = args.model.validate()?;
+    let pool = args.model.validate()?;
     let strategy = args.strategy.validate()?;
-    pin_inference_threads(engine_config.threads);
+    pin_inference_threads(pool.threads());
     telemetry::init_logging(LogFormat::Text);
     let body = std::fs::read(&args.brief).with_context(|| format!("cannot read {}", args.brief.display()))?;
     let mut brief =
@@ -139,8 +149,8 @@ fn execute(args: ExecuteArgs) -> anyhow::Result<()> {
             ModeArg::Final => Phase::Final,
         };
     }
-    let (engine, _) = LocalEngine::start(&engine_config)?;
-    let pipeline = Pipeline::new(Arc::new(engine), strategy);
+    let (routes, _) = PhaseRoutes::load(&pool, Some(brief.phase))?;
+    let pipeline = Pipeline::new(routes, strategy);
     let response = runtime()?.block_on(pipeline.execute(&brief, Instant::now()))?;
     println!("{}", serde_json::to_string_pretty(&response)?);
     Ok(())

@@ -1,12 +1,15 @@
-//! Brief in, response out: plan the generation, run it against the deadline, clean the text,
-//! price and present it. The HTTP server and `bidder execute` share this path exactly.
+//! Brief in, response out: route the brief to the model serving its phase, plan the
+//! generation, run it against the deadline, clean the text, price and present it. The HTTP
+//! server and `bidder execute` share this path exactly.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::StrategyConfig;
-use crate::engine::{EngineError, FinishReason, GenerationRequest, TextGenerator};
-use crate::protocol::{Artifact, Brief, ExecuteResponse, ResponseMetadata, TokenUsage};
+use serde::Serialize;
+
+use crate::config::{PoolConfig, StrategyConfig};
+use crate::engine::{EngineError, FinishReason, GenerationRequest, LoadReport, LocalEngine, TextGenerator};
+use crate::protocol::{Artifact, Brief, ExecuteResponse, Phase, ResponseMetadata, TokenUsage};
 use crate::strategy::{self, clean, presentation, pricing};
 
 /// Time kept back from the budget for cleaning, serialising and sending the response.
@@ -18,18 +21,85 @@ pub enum PipelineError {
     Engine(#[from] EngineError),
 }
 
+/// Which generator serves each phase: typically a fast model for prototypes and a stronger one
+/// for finals, or one model for both.
+#[derive(Clone)]
+pub struct PhaseRoutes {
+    prototype: Arc<dyn TextGenerator>,
+    final_delivery: Arc<dyn TextGenerator>,
+}
+
+/// One model of the pool, for `/health`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoutedModel {
+    pub name: String,
+    pub phases: Vec<Phase>,
+}
+
+impl PhaseRoutes {
+    pub fn single(generator: Arc<dyn TextGenerator>) -> Self {
+        Self { prototype: generator.clone(), final_delivery: generator }
+    }
+
+    pub fn new(prototype: Arc<dyn TextGenerator>, final_delivery: Arc<dyn TextGenerator>) -> Self {
+        Self { prototype, final_delivery }
+    }
+
+    /// Load and warm every model of `pool` (only the one serving `only`, when given). Blocking.
+    pub fn load(pool: &PoolConfig, only: Option<Phase>) -> Result<(Self, Vec<(String, LoadReport)>), EngineError> {
+        let mut reports = Vec::new();
+        let mut engines: Vec<(Vec<Phase>, Arc<dyn TextGenerator>)> = Vec::new();
+        for model in &pool.models {
+            if only.is_some_and(|phase| !model.phases.contains(&phase)) {
+                continue;
+            }
+            let (engine, report) = LocalEngine::start(&model.engine)?;
+            reports.push((engine.model_name().to_string(), report));
+            engines.push((model.phases.clone(), Arc::new(engine)));
+        }
+        let serving = |phase: Phase| engines.iter().find(|(phases, _)| phases.contains(&phase)).map(|(_, e)| e.clone());
+        let routes = match (serving(Phase::Prototype), serving(Phase::Final)) {
+            (Some(prototype), Some(final_delivery)) => Self::new(prototype, final_delivery),
+            (Some(only), None) | (None, Some(only)) => Self::single(only),
+            (None, None) => unreachable!("a validated pool serves every phase"),
+        };
+        Ok((routes, reports))
+    }
+
+    fn for_phase(&self, phase: Phase) -> &Arc<dyn TextGenerator> {
+        match phase {
+            Phase::Prototype => &self.prototype,
+            Phase::Final => &self.final_delivery,
+        }
+    }
+
+    /// Each distinct model with the phases it serves.
+    pub fn models(&self) -> Vec<RoutedModel> {
+        if Arc::ptr_eq(&self.prototype, &self.final_delivery) {
+            return vec![RoutedModel {
+                name: self.prototype.model_name().into(),
+                phases: vec![Phase::Prototype, Phase::Final],
+            }];
+        }
+        vec![
+            RoutedModel { name: self.prototype.model_name().into(), phases: vec![Phase::Prototype] },
+            RoutedModel { name: self.final_delivery.model_name().into(), phases: vec![Phase::Final] },
+        ]
+    }
+}
+
 pub struct Pipeline {
-    generator: Arc<dyn TextGenerator>,
+    routes: PhaseRoutes,
     strategy: StrategyConfig,
 }
 
 impl Pipeline {
-    pub fn new(generator: Arc<dyn TextGenerator>, strategy: StrategyConfig) -> Self {
-        Self { generator, strategy }
+    pub fn new(routes: PhaseRoutes, strategy: StrategyConfig) -> Self {
+        Self { routes, strategy }
     }
 
-    pub fn model_name(&self) -> &str {
-        self.generator.model_name()
+    pub fn models(&self) -> Vec<RoutedModel> {
+        self.routes.models()
     }
 
     /// Produce the response for `brief`, which arrived at `received` (its deadline counts from
@@ -38,8 +108,8 @@ impl Pipeline {
         let plan = strategy::plan(brief, &self.strategy);
         let margin = RESPONSE_MARGIN.min(plan.time_budget / 10);
         let deadline = received + plan.time_budget - margin;
-        let generation = self
-            .generator
+        let generator = self.routes.for_phase(brief.phase);
+        let generation = generator
             .generate(GenerationRequest {
                 messages: plan.messages.clone(),
                 max_new_tokens: plan.max_new_tokens,
@@ -73,7 +143,7 @@ impl Pipeline {
             },
             metadata: ResponseMetadata {
                 agent_version: crate::AGENT_VERSION.into(),
-                model: self.generator.model_name().into(),
+                model: generator.model_name().into(),
                 latency_ms: received.elapsed().as_millis() as u64,
                 truncated,
                 finish_reason: generation.finish.as_str().into(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bidder::config::{AuthConfig, Secret, ServerConfig, StrategyConfig};
 use bidder::engine::fake::FakeGenerator;
 use bidder::http::{self, AppState};
-use bidder::pipeline::Pipeline;
+use bidder::pipeline::{PhaseRoutes, Pipeline};
 use common::*;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -56,7 +56,7 @@ impl TestServer {
     }
 
     fn ready(&self) {
-        self.state.set_ready(Pipeline::new(Arc::new(self.fake.clone()), self.strategy.clone()));
+        self.state.set_ready(Pipeline::new(PhaseRoutes::single(Arc::new(self.fake.clone())), self.strategy.clone()));
     }
 
     async fn start(fake: FakeGenerator) -> Self {
@@ -102,7 +102,8 @@ async fn health_says_loading_until_the_pipeline_is_ready() {
         assert_eq!(
             body,
             json!({"status": "ok", "agent": "bidder-test", "version": env!("CARGO_PKG_VERSION"),
-                   "capabilities": ["writing-translation", "data"]})
+                   "capabilities": ["writing-translation", "data"],
+                   "models": [{"name": "fake", "phases": ["prototype", "final"]}]})
         );
     }
 }

@@ -372,3 +372,45 @@ async fn a_deadline_the_model_cannot_meet_is_answered_429_at_once() {
     assert_eq!(body["error"], "deadline_unmeetable", "{body}");
     assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn a_pool_of_two_models_routes_prototypes_and_finals_both_warm_before_health_is_ok() {
+    let _turn = take_turn();
+    let pool = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        pool.path(),
+        format!(
+            "[[model]]\npath = {:?}\nphases = [\"prototype\"]\n\n[[model]]\npath = {:?}\nphases = [\"final\"]\nqueue_capacity = 2\n",
+            model_path(),
+            qwen_path()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--pool", pool.path().to_str().unwrap(), "--final-deadline-secs", "20"]);
+    let statuses = server.wait_until_ready().await;
+    assert_eq!(statuses.first(), Some(&503));
+    let health: Value = reqwest::get(format!("{}/health", server.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        health["models"],
+        serde_json::json!([
+            {"name": "SmolLM2-135M-Instruct.Q4_1", "phases": ["prototype"]},
+            {"name": "qwen2.5-coder-1.5b-instruct-q4_k_m", "phases": ["final"]}
+        ])
+    );
+    // Both were loaded and warmed before /health said ok.
+    let logs = server.logs();
+    let ready_at = logs.find("every model is warm").expect("a ready line");
+    assert_eq!(logs.matches("model warm").count(), 2, "{logs}");
+    assert!(logs.rfind("model warm").unwrap() < ready_at);
+
+    let brief = fixture_brief("minimal-brief");
+    let client = reqwest::Client::new();
+    for (mode, model) in [("prototype", "SmolLM2-135M-Instruct.Q4_1"), ("final", "qwen2.5-coder-1.5b-instruct-q4_k_m")]
+    {
+        let response = post_execute(&client, &server.url, with_mode(&brief, mode), &Signed::default()).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_contract_response(&body, "00000000-0000-0000-0000-00000000100b", mode);
+        assert_eq!(body["metadata"]["model"], model, "{mode} served by the wrong model");
+    }
+}

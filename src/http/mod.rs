@@ -163,14 +163,15 @@ async fn execute(
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    if !state.is_ready() {
+    let Some(pipeline) = state.pipeline.get() else {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading"}))).into_response();
-    }
+    };
     Json(json!({
         "status": "ok",
         "agent": state.config.agent_slug,
         "version": crate::AGENT_VERSION,
         "capabilities": state.config.capabilities,
+        "models": pipeline.models(),
     }))
     .into_response()
 }

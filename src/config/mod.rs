@@ -4,10 +4,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod pool;
+
+pub use pool::{PoolConfig, PooledModel};
 
 /// The platform drops a prototype that arrives after its 420 s bidding window; our internal
 /// budgets must stay well inside it.
@@ -110,7 +114,7 @@ pub enum LogFormat {
 /// Which model to run and how to sample from it.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Path of the GGUF model file.
+    /// Path of the GGUF model file (serves both phases unless --final-model is given).
     #[arg(long, env = "BIDDER_MODEL", default_value = DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
     /// CPU threads for inference (default: all available cores).
@@ -123,6 +127,14 @@ pub struct ModelArgs {
     /// Jobs that may wait for a worker; beyond this, requests are answered 429 at once.
     #[arg(long, env = "BIDDER_QUEUE_CAPACITY", default_value_t = 8)]
     pub queue_capacity: usize,
+    /// A second GGUF, kept warm beside --model, that serves final deliveries (prototypes stay
+    /// on --model).
+    #[arg(long, env = "BIDDER_FINAL_MODEL")]
+    pub final_model: Option<PathBuf>,
+    /// A TOML file naming the models to keep warm, the phases each serves, and workers and
+    /// queue capacity per model. Replaces --model and --final-model.
+    #[arg(long, env = "BIDDER_POOL")]
+    pub pool: Option<PathBuf>,
     /// Sampling temperature; 0 picks the most likely token every time. Small models stay on
     /// topic better when it is low.
     #[arg(long, env = "BIDDER_TEMPERATURE", default_value_t = 0.4)]
@@ -270,7 +282,7 @@ impl Default for StrategyConfig {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub server: ServerConfig,
-    pub engine: EngineConfig,
+    pub pool: PoolConfig,
     pub strategy: StrategyConfig,
     pub log_format: LogFormat,
 }
@@ -337,7 +349,7 @@ impl ServeArgs {
                 idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs.max(1)),
                 idempotency_capacity: self.idempotency_capacity,
             },
-            engine: self.model.validate()?,
+            pool: self.model.validate()?,
             strategy: self.strategy.validate()?,
             log_format: self.log_format,
         })
@@ -362,14 +374,16 @@ fn normalise_path_prefix(prefix: Option<&str>) -> Result<Option<String>, ConfigE
 }
 
 impl ModelArgs {
-    pub fn validate(&self) -> Result<EngineConfig, ConfigError> {
-        if !self.model.is_file() {
+    /// Settings for one model at `model_path`, from the shared flags. `flag` names the flag or
+    /// file the path came from, for the error message.
+    fn engine_config(&self, flag: &'static str, model_path: &Path) -> Result<EngineConfig, ConfigError> {
+        if !model_path.is_file() {
             return Err(invalid(
-                "--model",
+                flag,
                 format!(
                     "{} does not exist or is not a file (run scripts/fetch-models.sh to fetch the \
-                     default model)",
-                    self.model.display()
+                     catalog models)",
+                    model_path.display()
                 ),
             ));
         }
@@ -394,7 +408,7 @@ impl ModelArgs {
             return Err(invalid("--queue-capacity", "must be at least 1"));
         }
         Ok(EngineConfig {
-            model_path: self.model.clone(),
+            model_path: model_path.to_path_buf(),
             threads,
             workers: self.workers,
             queue_capacity: self.queue_capacity,
