@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use bidder::config::{Cli, Command, ExecuteArgs, LogFormat, ModeArg, ServeArgs, TokenizeArgs};
+use bidder::config::{BenchModelArgs, Cli, Command, ExecuteArgs, LogFormat, ModeArg, ServeArgs, TokenizeArgs};
 use bidder::engine::load_gguf_tokenizer;
 use bidder::http::{self, AppState};
 use bidder::pipeline::{PhaseRoutes, Pipeline};
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Execute(args) => execute(args),
         Command::Tokenize(args) => tokenize(args),
+        Command::BenchModel(args) => bench_model(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,5 +166,19 @@ fn tokenize(args: TokenizeArgs) -> anyhow::Result<()> {
         bail!("the tokenizer produced no tokens for non-empty input");
     }
     println!("{}", serde_json::to_string(encoding.get_ids())?);
+    Ok(())
+}
+
+fn bench_model(args: BenchModelArgs) -> anyhow::Result<()> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    pin_inference_threads(threads);
+    let report = bidder::engine::bench::bench_model(
+        &args.model,
+        threads,
+        args.prompt_tokens,
+        args.gen_tokens,
+        args.repetitions,
+    )?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -49,6 +49,9 @@ pub enum Command {
     Execute(ExecuteArgs),
     /// Read text on stdin and print its token ids as a JSON array.
     Tokenize(TokenizeArgs),
+    /// Measure load time, prefill and decode speed and peak memory of a GGUF on this machine;
+    /// prints one JSON line (compare with scripts/bench-vs-llama.cpp.sh).
+    BenchModel(BenchModelArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -184,6 +187,25 @@ pub struct ExecuteArgs {
 pub enum ModeArg {
     Prototype,
     Final,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchModelArgs {
+    /// Path of the GGUF model file.
+    #[arg(long, env = "BIDDER_MODEL", default_value = DEFAULT_MODEL_PATH)]
+    pub model: PathBuf,
+    /// Prompt length: prefill is timed over it, and decode runs after it.
+    #[arg(long, default_value_t = 332)]
+    pub prompt_tokens: usize,
+    /// Tokens to decode.
+    #[arg(long = "gen", default_value_t = 128)]
+    pub gen_tokens: usize,
+    /// CPU threads (default: all available cores).
+    #[arg(long, env = "BIDDER_THREADS")]
+    pub threads: Option<usize>,
+    /// Timed repetitions; the mean is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repetitions: usize,
 }
 
 #[derive(Debug, Clone, Args)]

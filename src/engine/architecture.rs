@@ -74,6 +74,13 @@ impl ModelWeights {
         }
     }
 
+    /// Whether a prompt may be fed in several forward passes. candle's gemma3 builds a wrong
+    /// mask (and fails on a dtype mismatch) for a multi-token pass after position 0, so its
+    /// prompts go in one pass.
+    pub fn supports_chunked_prefill(&self) -> bool {
+        !matches!(self, Self::Gemma3(_))
+    }
+
     /// Logits for the last position of `input` (`[1, seq_len]` token ids at `position`), as a
     /// `[vocab]` vector.
     pub fn forward(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {

@@ -188,7 +188,8 @@ impl GgufModel {
         let mut position = 0;
         let mut logits = None;
         let mut seconds_per_prompt_token = 0.0;
-        for chunk in prompt.chunks(PREFILL_CHUNK) {
+        let chunk_len = if self.weights.supports_chunked_prefill() { PREFILL_CHUNK } else { prompt.len().max(1) };
+        for chunk in prompt.chunks(chunk_len) {
             if cancelled() {
                 return Err(EngineError::Cancelled);
             }

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod architecture;
+pub mod bench;
 pub mod chat_template;
 pub mod fake;
 mod gguf;

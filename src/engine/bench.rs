@@ -1,0 +1,100 @@
+//! `bidder bench-model`: the engine's own speed on one GGUF, measured the way a request uses it
+//! (chunked prefill of an N-token prompt, then M decoded tokens with sampling), so it can be
+//! set beside llama.cpp's `llama-bench` on the same file and threads.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::gguf::GgufModel;
+use super::{ChatMessage, EngineError, GenerationRequest};
+use crate::config::SamplingConfig;
+
+const FILLER: &str = "The quick brown fox jumps over the lazy dog while the bidder measures how fast \
+it reads a prompt and writes an answer, one token at a time, on this machine. ";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub engine: &'static str,
+    pub model: String,
+    pub architecture: String,
+    pub threads: usize,
+    pub prompt_tokens: usize,
+    pub gen_tokens: usize,
+    pub load_s: f64,
+    pub warm_up_s: f64,
+    pub prefill_tps: f64,
+    pub decode_tps: f64,
+    /// Peak resident memory of the process (VmHWM), in MiB.
+    pub rss_mb: f64,
+}
+
+pub fn bench_model(
+    path: &Path,
+    threads: usize,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    repetitions: usize,
+) -> Result<BenchReport, EngineError> {
+    let load_started = Instant::now();
+    let mut model = GgufModel::load(path)?;
+    let load = load_started.elapsed();
+
+    let mut prompt = Vec::with_capacity(prompt_tokens);
+    let filler = model.encoder().encode(&[ChatMessage::user(FILLER.repeat(8))])?;
+    while prompt.len() < prompt_tokens {
+        prompt.extend_from_slice(&filler[..filler.len().min(prompt_tokens - prompt.len())]);
+    }
+    // Greedy, no penalty: the speed of the model, not of a sampling setting.
+    let sampling = SamplingConfig { temperature: 0.0, top_p: 1.0, repeat_penalty: 1.0, repeat_last_n: 0 };
+    let request = GenerationRequest {
+        messages: Vec::new(),
+        max_new_tokens: gen_tokens,
+        min_new_tokens: gen_tokens,
+        deadline: Instant::now() + Duration::from_secs(24 * 3600),
+        seed: 0,
+    };
+    let warm_started = Instant::now();
+    model.generate(
+        prompt.clone(),
+        &GenerationRequest { max_new_tokens: 2, min_new_tokens: 2, ..request.clone() },
+        &sampling,
+        &|| false,
+    )?;
+    let warm_up = warm_started.elapsed();
+
+    let (mut prefill, mut decode, mut decoded) = (Duration::ZERO, Duration::ZERO, 0);
+    for _ in 0..repetitions.max(1) {
+        let run = model.generate(prompt.clone(), &request, &sampling, &|| false)?;
+        prefill += run.prefill;
+        decode += run.decode;
+        decoded += run.output_tokens;
+    }
+    let runs = repetitions.max(1) as f64;
+    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    Ok(BenchReport {
+        engine: "bidder",
+        model: path.display().to_string(),
+        architecture: model.architecture().to_string(),
+        threads,
+        prompt_tokens: prompt.len(),
+        gen_tokens,
+        load_s: (load.as_secs_f64() * 1000.0).round() / 1000.0,
+        warm_up_s: (warm_up.as_secs_f64() * 1000.0).round() / 1000.0,
+        prefill_tps: round1(prompt.len() as f64 * runs / prefill.as_secs_f64()),
+        decode_tps: round1(decoded as f64 / decode.as_secs_f64()),
+        rss_mb: round1(peak_rss_mib()),
+    })
+}
+
+/// VmHWM from /proc/self/status (0 where there is no such file).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
