@@ -14,6 +14,7 @@ fn main() -> anyhow::Result<()> {
     let temperature = rest.get(1).map_or(Ok(0.4), |s| s.parse())?;
     let config = EngineConfig {
         model_path: model.into(),
+        device: bidder::config::DeviceChoice::Cpu,
         threads: std::thread::available_parallelism()?.get(),
         workers: 1,
         queue_capacity: 1,

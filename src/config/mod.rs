@@ -123,6 +123,9 @@ pub struct ModelArgs {
     /// CPU threads for inference (default: all available cores).
     #[arg(long, env = "BIDDER_THREADS")]
     pub threads: Option<usize>,
+    /// Where inference runs: `cpu`, or `cuda` / `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, env = "BIDDER_DEVICE", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceChoice,
     /// Inference workers, each with its own copy of the model. On a CPU keep 1: candle's
     /// forward pass already uses every core.
     #[arg(long, env = "BIDDER_WORKERS", default_value_t = 1)]
@@ -266,10 +269,29 @@ pub struct ServerConfig {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub model_path: PathBuf,
+    pub device: DeviceChoice,
     pub threads: usize,
     pub workers: usize,
     pub queue_capacity: usize,
     pub sampling: SamplingConfig,
+}
+
+/// The device a model runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Cpu,
+    Cuda(usize),
+}
+
+fn parse_device(raw: &str) -> Result<DeviceChoice, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "cpu" => Ok(DeviceChoice::Cpu),
+        "cuda" | "gpu" => Ok(DeviceChoice::Cuda(0)),
+        other => match other.strip_prefix("cuda:").map(str::parse) {
+            Some(Ok(ordinal)) => Ok(DeviceChoice::Cuda(ordinal)),
+            _ => Err(format!("{raw:?} is not a device: use cpu, cuda or cuda:N")),
+        },
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -429,8 +451,12 @@ impl ModelArgs {
         if self.queue_capacity == 0 {
             return Err(invalid("--queue-capacity", "must be at least 1"));
         }
+        if matches!(self.device, DeviceChoice::Cuda(_)) && !cfg!(feature = "cuda") {
+            return Err(invalid("--device", "this binary was built without CUDA: rebuild with `--features cuda`"));
+        }
         Ok(EngineConfig {
             model_path: model_path.to_path_buf(),
+            device: self.device,
             threads,
             workers: self.workers,
             queue_capacity: self.queue_capacity,
@@ -521,6 +547,15 @@ mod tests {
         assert!(parse(&["--prototype-deadline-secs", "420"]).is_err());
         assert!(parse(&["--final-deadline-secs", "0"]).is_err());
         assert!(parse(&["--bid-fraction", "1.5"]).is_err());
+    }
+
+    #[test]
+    fn devices_parse_and_cuda_needs_the_feature() {
+        assert_eq!(parse_device("cuda:1"), Ok(DeviceChoice::Cuda(1)));
+        assert_eq!(parse_device("CPU"), Ok(DeviceChoice::Cpu));
+        assert!(parse_device("tpu").is_err());
+        let cuda = parse(&["--device", "cuda"]);
+        assert_eq!(cuda.is_ok(), cfg!(feature = "cuda"), "{cuda:?}");
     }
 
     #[test]

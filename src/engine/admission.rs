@@ -208,6 +208,11 @@ impl AdmissionQueue {
         self.lock().speed
     }
 
+    /// Replace the speed estimate (with a fresh measurement, e.g. after warm-up).
+    pub fn set_speed(&self, speed: Speed) {
+        self.lock().speed = speed;
+    }
+
     /// Stop handing out jobs; workers blocked in [`next`](Self::next) return `None`. Jobs still
     /// waiting are dropped, which their callers see as the worker going away.
     pub fn close(&self) {

@@ -38,7 +38,7 @@ pub fn bench_model(
     repetitions: usize,
 ) -> Result<BenchReport, EngineError> {
     let load_started = Instant::now();
-    let mut model = GgufModel::load(path)?;
+    let mut model = GgufModel::load(path, &candle_core::Device::Cpu)?;
     let load = load_started.elapsed();
 
     let mut prompt = Vec::with_capacity(prompt_tokens);

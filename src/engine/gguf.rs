@@ -93,8 +93,8 @@ fn metadata_u32(md: &HashMap<String, Value>, key: &str) -> Option<u32> {
 }
 
 impl GgufModel {
-    /// Load weights, tokenizer and template from one GGUF file on the CPU.
-    pub fn load(path: &Path) -> Result<Self, EngineError> {
+    /// Load weights, tokenizer and template from one GGUF file onto `device`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, EngineError> {
         let (content, mut reader) = read_content(path)?;
         let md = &content.metadata;
         let architecture = md
@@ -126,9 +126,8 @@ impl GgufModel {
 
         let add_bos = md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
         let context_len = ModelWeights::context_length(&architecture, &content);
-        let device = Device::Cpu;
         let weights =
-            ModelWeights::load(&architecture, content, &mut reader, &device).map_err(|e| load_error(path, e))?;
+            ModelWeights::load(&architecture, content, &mut reader, device).map_err(|e| load_error(path, e))?;
         let name = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(Self {
             weights,
@@ -137,7 +136,7 @@ impl GgufModel {
             context_len,
             name,
             architecture,
-            device,
+            device: device.clone(),
         })
     }
 
@@ -267,7 +266,7 @@ mod tests {
     #[test]
     fn an_unsupported_architecture_is_named_with_the_file() {
         let file = gguf_with_metadata(&[("general.architecture", &Value::String("mamba".into()))]);
-        let err = GgufModel::load(file.path()).err().expect("mamba is not supported").to_string();
+        let err = GgufModel::load(file.path(), &Device::Cpu).err().expect("mamba is not supported").to_string();
         assert!(
             err.contains("mamba") && err.contains("qwen2") && err.contains(&file.path().display().to_string()),
             "{err}"
@@ -278,7 +277,7 @@ mod tests {
     fn a_file_that_is_not_gguf_is_a_clear_error() {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), b"definitely not a model").unwrap();
-        let err = GgufModel::load(file.path()).err().unwrap().to_string();
+        let err = GgufModel::load(file.path(), &Device::Cpu).err().unwrap().to_string();
         assert!(err.contains("not a readable GGUF file"), "{err}");
     }
 }

@@ -17,7 +17,9 @@ use super::admission::{AdmissionQueue, Job, Speed};
 use super::chat_template::ChatMessage;
 use super::gguf::{GgufModel, PromptEncoder};
 use super::{EngineError, Generation, GenerationFuture, GenerationRequest, TextGenerator};
-use crate::config::{EngineConfig, SamplingConfig};
+use candle_core::Device;
+
+use crate::config::{DeviceChoice, EngineConfig, SamplingConfig};
 
 /// A prompt of about a hundred tokens: long enough for a first speed measurement that admission
 /// can trust, short enough to keep start-up quick.
@@ -41,42 +43,91 @@ pub struct LoadReport {
     pub speed: Speed,
 }
 
+/// What a worker reports once its model is loaded and warm.
+struct WorkerReady {
+    name: String,
+    encoder: Arc<PromptEncoder>,
+    load: Duration,
+    warm_up: Duration,
+    speed: Speed,
+}
+
 impl LocalEngine {
-    /// Load the model once per worker, warm each copy up (the first forward repacks weights,
-    /// which must not land on a real request, and gives the first speed measurement), then
-    /// start the workers. Blocking: call it from a blocking context.
+    /// Start `config.workers` threads; each loads its own copy of the model onto the configured
+    /// device and warms it up (the first forward repacks weights, which must not land on a real
+    /// request, and gives the first speed measurement) before taking jobs. Returns once every
+    /// worker is warm, or with the first failure. Blocking: call it from a blocking context.
     pub fn start(config: &EngineConfig) -> Result<(Self, LoadReport), EngineError> {
-        let load_started = Instant::now();
-        let mut models = Vec::with_capacity(config.workers);
-        for _ in 0..config.workers.max(1) {
-            models.push(GgufModel::load(&config.model_path)?);
+        let workers = config.workers.max(1);
+        // Admission learns the real speed from the first warm-up, before any job can arrive.
+        let provisional = Speed { prefill_tps: 1.0, decode_tps: 1.0 };
+        let name_for_metrics =
+            config.model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let queue = Arc::new(AdmissionQueue::new(&name_for_metrics, config.queue_capacity, workers, provisional));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<WorkerReady, EngineError>>();
+        for index in 0..workers {
+            let (worker_queue, worker_config, ready) = (queue.clone(), config.clone(), ready_tx.clone());
+            let spawned = std::thread::Builder::new().name(format!("bidder-engine-{index}")).spawn(move || {
+                match load_and_warm(&worker_config) {
+                    Ok((model, report)) => {
+                        let _ = ready.send(Ok(report));
+                        run_worker(model, worker_config.sampling, &worker_queue);
+                    }
+                    Err(err) => {
+                        let _ = ready.send(Err(err));
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                queue.close();
+                return Err(EngineError::Load { path: config.model_path.display().to_string(), reason: e.to_string() });
+            }
         }
-        let load = load_started.elapsed();
-
-        let warm_started = Instant::now();
-        let mut speed = None;
-        for model in &mut models {
-            let measured = warm_up(model, &config.sampling)?;
-            speed.get_or_insert(measured);
+        drop(ready_tx);
+        let mut first: Option<WorkerReady> = None;
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(ready)) => {
+                    first.get_or_insert(ready);
+                }
+                Ok(Err(err)) => {
+                    queue.close();
+                    return Err(err);
+                }
+                Err(_) => {
+                    queue.close();
+                    return Err(EngineError::WorkerGone);
+                }
+            }
         }
-        let speed = speed.expect("at least one worker");
-        let warm_up = warm_started.elapsed();
-
-        let model_name = models[0].name().to_string();
-        let encoder = models[0].encoder().clone();
-        let queue = Arc::new(AdmissionQueue::new(&model_name, config.queue_capacity, models.len(), speed));
-        for (index, model) in models.into_iter().enumerate() {
-            let (queue, sampling) = (queue.clone(), config.sampling);
-            std::thread::Builder::new()
-                .name(format!("bidder-engine-{index}"))
-                .spawn(move || run_worker(model, sampling, &queue))
-                .map_err(|e| EngineError::Load {
-                    path: config.model_path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-        }
-        Ok((Self { queue, encoder, model_name }, LoadReport { load, warm_up, speed }))
+        let first = first.expect("at least one worker reported");
+        queue.set_speed(first.speed);
+        let report = LoadReport { load: first.load, warm_up: first.warm_up, speed: first.speed };
+        Ok((Self { queue, encoder: first.encoder, model_name: first.name }, report))
     }
+}
+
+fn load_and_warm(config: &EngineConfig) -> Result<(GgufModel, WorkerReady), EngineError> {
+    let device = match config.device {
+        DeviceChoice::Cpu => Device::Cpu,
+        DeviceChoice::Cuda(ordinal) => Device::new_cuda(ordinal).map_err(|e| EngineError::Load {
+            path: config.model_path.display().to_string(),
+            reason: format!("cannot open CUDA device {ordinal}: {e}"),
+        })?,
+    };
+    let load_started = Instant::now();
+    let mut model = GgufModel::load(&config.model_path, &device)?;
+    let load = load_started.elapsed();
+    let warm_started = Instant::now();
+    let speed = warm_up(&mut model, &config.sampling)?;
+    let ready = WorkerReady {
+        name: model.name().to_string(),
+        encoder: model.encoder().clone(),
+        load,
+        warm_up: warm_started.elapsed(),
+        speed,
+    };
+    Ok((model, ready))
 }
 
 fn warm_up(model: &mut GgufModel, sampling: &SamplingConfig) -> Result<Speed, EngineError> {
