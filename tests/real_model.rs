@@ -307,6 +307,9 @@ async fn a_caller_that_disconnects_frees_the_worker() {
         .header("x-aitasker-signature", bidder::http::auth::sign(SECRET_CURRENT, &body))
         .body(body);
     assert!(request.send().await.unwrap_err().is_timeout());
+    // The worker notices the closed connection before its next forward pass; give the server
+    // a moment, or admission would still count the abandoned job as running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let started = Instant::now();
     let next = fixture_brief("minimal-brief");

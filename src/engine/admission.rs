@@ -15,6 +15,10 @@ use super::{EngineError, Generation, GenerationRequest};
 const SPEED_SMOOTHING: f64 = 0.3;
 /// Measurements over fewer tokens than this say more about overhead than speed.
 const MIN_TOKENS_TO_MEASURE: usize = 8;
+/// Speed measurements are noisy (a machine busy during warm-up reads slow), and refusing work
+/// that could have been done loses a bid for certain while a tight answer is still an answer:
+/// only work that would be late even at this multiple of the estimated time is refused.
+const REFUSAL_TIME_FACTOR: f64 = 0.75;
 
 /// One generation waiting for, or held by, a worker.
 pub struct Job {
@@ -147,8 +151,8 @@ impl AdmissionQueue {
                     .sum::<Duration>();
             return Err(self.reject(RejectReason::QueueFull, everything / self.workers as u32));
         }
-        let useful = state.speed.seconds(job.prompt.len(), job.request.min_new_tokens.max(1));
-        if now + wait + Duration::from_secs_f64(useful) > deadline {
+        let useful = Duration::from_secs_f64(state.speed.seconds(job.prompt.len(), job.request.min_new_tokens.max(1)));
+        if now + (wait + useful).mul_f64(REFUSAL_TIME_FACTOR) > deadline {
             return Err(self.reject(RejectReason::DeadlineUnmeetable, wait));
         }
         state.sequence += 1;

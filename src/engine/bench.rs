@@ -47,7 +47,7 @@ pub fn bench_model(
         prompt.extend_from_slice(&filler[..filler.len().min(prompt_tokens - prompt.len())]);
     }
     // Greedy, no penalty: the speed of the model, not of a sampling setting.
-    let sampling = SamplingConfig { temperature: 0.0, top_p: 1.0, repeat_penalty: 1.0, repeat_last_n: 0 };
+    let sampling = SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0, repeat_penalty: 1.0, repeat_last_n: 0 };
     let request = GenerationRequest {
         messages: Vec::new(),
         max_new_tokens: gen_tokens,

@@ -1,5 +1,5 @@
-//! Choosing the next token: repeat penalty over the recent context, then temperature and nucleus
-//! (top-p) sampling, with stop tokens held back until the answer has a minimum length.
+//! Choosing the next token: repeat penalty over the recent context, then temperature, top-k and
+//! nucleus (top-p) sampling, with stop tokens held back until the answer has a minimum length.
 
 use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
@@ -15,10 +15,11 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(config: &SamplingConfig, seed: u64) -> Self {
-        let sampling = if config.temperature <= 0.0 {
-            Sampling::ArgMax
-        } else {
-            Sampling::TopP { p: config.top_p, temperature: config.temperature }
+        let (temperature, p, k) = (config.temperature, config.top_p, config.top_k);
+        let sampling = match (temperature <= 0.0, k) {
+            (true, _) => Sampling::ArgMax,
+            (false, 0) => Sampling::TopP { p, temperature },
+            (false, k) => Sampling::TopKThenTopP { k, p, temperature },
         };
         Self {
             processor: LogitsProcessor::from_sampling(seed, sampling),
