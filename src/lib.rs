@@ -18,9 +18,11 @@
 //!   worker thread, the GGUF tokenizer and chat template, sampling, deadlines. Tests swap in
 //!   [`engine::fake::FakeGenerator`].
 //! * [`telemetry`] — logging and the Prometheus recorder.
+//! * [`fetch`] — `bidder fetch-hf`: models from the Hugging Face hub.
 
 pub mod config;
 pub mod engine;
+pub mod fetch;
 pub mod http;
 pub mod idempotency;
 pub mod pipeline;

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use bidder::config::{BenchModelArgs, Cli, Command, ExecuteArgs, LogFormat, ModeArg, ServeArgs, TokenizeArgs};
+use bidder::config::{
+    BenchModelArgs, Cli, Command, ExecuteArgs, FetchHfArgs, LogFormat, ModeArg, ServeArgs, TokenizeArgs,
+};
 use bidder::engine::load_gguf_tokenizer;
 use bidder::http::{self, AppState};
 use bidder::pipeline::{PhaseRoutes, Pipeline};
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
         Command::Execute(args) => execute(args),
         Command::Tokenize(args) => tokenize(args),
         Command::BenchModel(args) => bench_model(args),
+        Command::FetchHf(args) => fetch_hf(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,5 +183,12 @@ fn bench_model(args: BenchModelArgs) -> anyhow::Result<()> {
         args.repetitions,
     )?;
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn fetch_hf(args: FetchHfArgs) -> anyhow::Result<()> {
+    let installed =
+        bidder::fetch::fetch_from_hub(&args.repo, &args.file, &args.revision, &args.dest, args.sha256.as_deref())?;
+    println!("{}", installed.display());
     Ok(())
 }

@@ -52,6 +52,9 @@ pub enum Command {
     /// Measure load time, prefill and decode speed and peak memory of a GGUF on this machine;
     /// prints one JSON line (compare with scripts/bench-vs-llama.cpp.sh).
     BenchModel(BenchModelArgs),
+    /// Download a GGUF from the Hugging Face hub (honours HF_ENDPOINT, HF_HOME and HF_TOKEN)
+    /// into the models directory.
+    FetchHf(FetchHfArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -213,6 +216,23 @@ pub struct BenchModelArgs {
     /// Timed repetitions; the mean is reported.
     #[arg(long, default_value_t = 3)]
     pub repetitions: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FetchHfArgs {
+    /// Repository, e.g. `Qwen/Qwen2.5-7B-Instruct-GGUF`.
+    pub repo: String,
+    /// File in the repository, e.g. `qwen2.5-7b-instruct-q4_k_m.gguf`.
+    pub file: String,
+    /// Branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// Directory to place the file in.
+    #[arg(long, default_value = "models")]
+    pub dest: PathBuf,
+    /// Expected sha256 of the file; a mismatch is an error and installs nothing.
+    #[arg(long)]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
