@@ -55,10 +55,6 @@ impl PromptEncoder {
     fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
         self.tokenizer.decode(ids, true).map_err(|e| EngineError::Tokenizer(e.to_string()))
     }
-
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
-    }
 }
 
 pub struct GgufModel {
@@ -153,6 +149,16 @@ impl GgufModel {
         &self.encoder
     }
 
+    /// One forward pass over `tokens` at `position` (0 starts a new sequence): the logits of
+    /// the last token, over the vocabulary.
+    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor, EngineError> {
+        if position == 0 {
+            self.weights.start_sequence();
+        }
+        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        Ok(self.weights.forward(&input, position)?)
+    }
+
     /// Run one request (its `prompt` already encoded) to completion, to the deadline, or until
     /// `cancelled()` says the caller is gone.
     pub fn generate(
@@ -183,7 +189,6 @@ impl GgufModel {
         // Each forward pass is checked against the deadline before it starts, using the time
         // the previous pass took per token, so the answer is ready before the deadline rather
         // than one pass after it.
-        self.weights.start_sequence();
         let mut position = 0;
         let mut logits = None;
         let mut seconds_per_prompt_token = 0.0;
@@ -197,8 +202,7 @@ impl GgufModel {
                 break;
             }
             let pass_started = Instant::now();
-            let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
-            logits = Some(self.weights.forward(&input, position)?);
+            logits = Some(self.forward(chunk, position)?);
             seconds_per_prompt_token = pass_started.elapsed().as_secs_f64() / chunk.len() as f64;
             position += chunk.len();
         }
@@ -231,8 +235,7 @@ impl GgufModel {
                         return Err(EngineError::Cancelled);
                     }
                     let step_started = Instant::now();
-                    let input = Tensor::new(&[token], &self.device)?.unsqueeze(0)?;
-                    logits = self.weights.forward(&input, position)?;
+                    logits = self.forward(&[token], position)?;
                     last_step = step_started.elapsed();
                     position += 1;
                 }

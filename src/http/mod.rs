@@ -60,10 +60,6 @@ impl AppState {
             tracing::warn!("set_ready called twice; keeping the first pipeline");
         }
     }
-
-    pub fn is_ready(&self) -> bool {
-        self.pipeline.get().is_some()
-    }
 }
 
 /// The routes, at the root and (when configured) under the path prefix.
