@@ -105,13 +105,13 @@ impl Pipeline {
     /// Produce the response for `brief`, which arrived at `received` (its deadline counts from
     /// then, not from when a worker picks it up).
     pub async fn execute(&self, brief: &Brief, received: Instant) -> Result<ExecuteResponse, PipelineError> {
-        let plan = strategy::plan(brief, &self.strategy);
+        let mut plan = strategy::plan(brief, &self.strategy);
         let margin = RESPONSE_MARGIN.min(plan.time_budget / 10);
         let deadline = received + plan.time_budget - margin;
         let generator = self.routes.for_phase(brief.phase);
         let generation = generator
             .generate(GenerationRequest {
-                messages: plan.messages.clone(),
+                messages: std::mem::take(&mut plan.messages),
                 max_new_tokens: plan.max_new_tokens,
                 min_new_tokens: plan.min_new_tokens,
                 deadline,

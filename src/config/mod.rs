@@ -19,6 +19,12 @@ pub const PLATFORM_WINDOW_SECS: u64 = 420;
 
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
+// Strategy defaults, shared by the flags and `StrategyConfig::default()`.
+const DEFAULT_PROTOTYPE_DEADLINE_SECS: u64 = 120;
+const DEFAULT_FINAL_DEADLINE_SECS: u64 = 300;
+const DEFAULT_COST_PER_HOUR_USD: f64 = 0.10;
+const DEFAULT_BID_FRACTION: f64 = 0.8;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{flag}: {reason}")]
@@ -167,16 +173,16 @@ pub struct ModelArgs {
 #[derive(Debug, Clone, Args)]
 pub struct StrategyArgs {
     /// Internal time budget for a prototype, in seconds (the platform's window is 420 s).
-    #[arg(long, env = "BIDDER_PROTOTYPE_DEADLINE_SECS", default_value_t = 120)]
+    #[arg(long, env = "BIDDER_PROTOTYPE_DEADLINE_SECS", default_value_t = DEFAULT_PROTOTYPE_DEADLINE_SECS)]
     pub prototype_deadline_secs: u64,
     /// Internal time budget for a final delivery, in seconds.
-    #[arg(long, env = "BIDDER_FINAL_DEADLINE_SECS", default_value_t = 300)]
+    #[arg(long, env = "BIDDER_FINAL_DEADLINE_SECS", default_value_t = DEFAULT_FINAL_DEADLINE_SECS)]
     pub final_deadline_secs: u64,
     /// Hourly price of this machine in USD, to turn measured compute time into `cost_usd`.
-    #[arg(long, env = "BIDDER_COST_PER_HOUR_USD", default_value_t = 0.10)]
+    #[arg(long, env = "BIDDER_COST_PER_HOUR_USD", default_value_t = DEFAULT_COST_PER_HOUR_USD)]
     pub cost_per_hour_usd: f64,
     /// Share of the buyer's `budget_usd` to bid (0 < f ≤ 1).
-    #[arg(long, env = "BIDDER_BID_FRACTION", default_value_t = 0.8)]
+    #[arg(long, env = "BIDDER_BID_FRACTION", default_value_t = DEFAULT_BID_FRACTION)]
     pub bid_fraction: f64,
 }
 
@@ -339,10 +345,10 @@ pub struct StrategyConfig {
 impl Default for StrategyConfig {
     fn default() -> Self {
         Self {
-            prototype_deadline: Duration::from_secs(120),
-            final_deadline: Duration::from_secs(300),
-            cost_per_hour_usd: 0.10,
-            bid_fraction: 0.8,
+            prototype_deadline: Duration::from_secs(DEFAULT_PROTOTYPE_DEADLINE_SECS),
+            final_deadline: Duration::from_secs(DEFAULT_FINAL_DEADLINE_SECS),
+            cost_per_hour_usd: DEFAULT_COST_PER_HOUR_USD,
+            bid_fraction: DEFAULT_BID_FRACTION,
         }
     }
 }

@@ -55,6 +55,13 @@ impl Speed {
     fn seconds(&self, prompt_tokens: usize, new_tokens: usize) -> f64 {
         prompt_tokens as f64 / self.prefill_tps.max(1e-3) + new_tokens as f64 / self.decode_tps.max(1e-3)
     }
+
+    /// How long `job` is expected to hold a worker if it starts at `start`: its full length at
+    /// this speed, but never past its deadline (generation stops there).
+    fn expected_hold(&self, job: &Job, start: Instant) -> Duration {
+        let full = Duration::from_secs_f64(self.seconds(job.prompt.len(), job.request.max_new_tokens));
+        full.min(job.request.deadline.saturating_duration_since(start))
+    }
 }
 
 struct Waiting {
@@ -128,27 +135,14 @@ impl AdmissionQueue {
         let mut state = self.lock();
         let deadline = job.request.deadline;
         // Work that will hold the workers before this job starts: everything running, and what
-        // waits with an earlier deadline (EDF serves it first). Each ends by its deadline.
-        let expected_end = |request: &GenerationRequest, prompt: usize| {
-            let expected = Duration::from_secs_f64(state.speed.seconds(prompt, request.max_new_tokens));
-            (now + expected).min(request.deadline.max(now))
-        };
+        // waits with an earlier deadline (EDF serves it first).
         let running: Duration = state.running.iter().map(|(_, end)| end.saturating_duration_since(now)).sum();
-        let ahead: Duration = state
-            .waiting
-            .iter()
-            .filter(|w| w.0.deadline <= deadline)
-            .map(|w| expected_end(&w.0.job.request, w.0.job.prompt.len()).saturating_duration_since(now))
-            .sum();
+        let hold = |w: &Reverse<Waiting>| state.speed.expected_hold(&w.0.job, now);
+        let ahead: Duration = state.waiting.iter().filter(|w| w.0.deadline <= deadline).map(hold).sum();
         let wait = (running + ahead) / self.workers as u32;
 
         if state.waiting.len() >= self.capacity {
-            let everything: Duration = running
-                + state
-                    .waiting
-                    .iter()
-                    .map(|w| expected_end(&w.0.job.request, w.0.job.prompt.len()).saturating_duration_since(now))
-                    .sum::<Duration>();
+            let everything: Duration = running + state.waiting.iter().map(hold).sum::<Duration>();
             return Err(self.reject(RejectReason::QueueFull, everything / self.workers as u32));
         }
         let useful = Duration::from_secs_f64(state.speed.seconds(job.prompt.len(), job.request.min_new_tokens.max(1)));
@@ -158,10 +152,14 @@ impl AdmissionQueue {
         state.sequence += 1;
         let sequence = state.sequence;
         state.waiting.push(Reverse(Waiting { deadline, sequence, job }));
-        metrics::gauge!("bidder_queue_depth", "model" => self.model.clone()).set(state.waiting.len() as f64);
+        self.publish_depth(&state);
         drop(state);
         self.job_ready.notify_one();
         Ok(())
+    }
+
+    fn publish_depth(&self, state: &State) {
+        metrics::gauge!("bidder_queue_depth", "model" => self.model.clone()).set(state.waiting.len() as f64);
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Duration) -> EngineError {

@@ -18,6 +18,15 @@ const MAX_CONTEXT: usize = 8192;
 /// The architectures this engine runs, as named in `general.architecture`.
 pub const SUPPORTED: &[&str] = &["llama", "qwen2", "qwen3", "gemma3", "phi3"];
 
+/// Whether this engine runs `architecture`; the error is a sentence naming what it does run.
+pub fn ensure_supported(architecture: &str) -> Result<(), String> {
+    if SUPPORTED.contains(&architecture) { Ok(()) } else { Err(unsupported(architecture)) }
+}
+
+fn unsupported(architecture: &str) -> String {
+    format!("architecture {architecture:?} is not supported (supported: {})", SUPPORTED.join(", "))
+}
+
 pub enum ModelWeights {
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
@@ -41,9 +50,7 @@ impl ModelWeights {
             "qwen3" => quantized_qwen3::ModelWeights::from_gguf(content, reader, device).map(Self::Qwen3),
             "gemma3" => quantized_gemma3::ModelWeights::from_gguf(content, reader, device).map(Self::Gemma3),
             "phi3" => quantized_phi3::ModelWeights::from_gguf(false, content, reader, device).map(Self::Phi3),
-            other => {
-                return Err(format!("architecture {other:?} is not supported (supported: {})", SUPPORTED.join(", ")));
-            }
+            other => return Err(unsupported(other)),
         };
         loaded.map_err(|e| format!("reading {architecture} weights: {e}"))
     }

@@ -84,6 +84,11 @@ pub fn load_gguf_tokenizer(path: &Path) -> Result<Tokenizer, EngineError> {
     tokenizer::from_gguf_metadata(&content.metadata)
 }
 
+/// What a model is called in metadata, logs and metrics: its file name without `.gguf`.
+pub fn model_name(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+}
+
 fn metadata_u32(md: &HashMap<String, Value>, key: &str) -> Option<u32> {
     md.get(key).and_then(|v| v.to_u32().ok())
 }
@@ -98,15 +103,7 @@ impl GgufModel {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .ok_or_else(|| load_error(path, "GGUF metadata lacks general.architecture"))?;
-        if !architecture::SUPPORTED.contains(&architecture.as_str()) {
-            return Err(load_error(
-                path,
-                format!(
-                    "architecture {architecture:?} is not supported (supported: {})",
-                    architecture::SUPPORTED.join(", ")
-                ),
-            ));
-        }
+        architecture::ensure_supported(&architecture).map_err(|e| load_error(path, e))?;
         let tokenizer = tokenizer::from_gguf_metadata(md).map_err(|e| load_error(path, e))?;
         let token_text = |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default();
         let bos_id = metadata_u32(md, "tokenizer.ggml.bos_token_id");
@@ -124,7 +121,7 @@ impl GgufModel {
         let context_len = ModelWeights::context_length(&architecture, &content);
         let weights =
             ModelWeights::load(&architecture, content, &mut reader, device).map_err(|e| load_error(path, e))?;
-        let name = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+        let name = model_name(path);
         Ok(Self {
             weights,
             encoder: Arc::new(PromptEncoder { tokenizer, template, bos_to_prepend: bos_id.filter(|_| add_bos) }),

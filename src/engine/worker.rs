@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::admission::{AdmissionQueue, Job, Speed};
 use super::chat_template::ChatMessage;
-use super::gguf::{GgufModel, PromptEncoder};
+use super::gguf::{GgufModel, PromptEncoder, model_name};
 use super::{EngineError, Generation, GenerationFuture, GenerationRequest, TextGenerator};
 use candle_core::Device;
 
@@ -61,9 +61,8 @@ impl LocalEngine {
         let workers = config.workers.max(1);
         // Admission learns the real speed from the first warm-up, before any job can arrive.
         let provisional = Speed { prefill_tps: 1.0, decode_tps: 1.0 };
-        let name_for_metrics =
-            config.model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let queue = Arc::new(AdmissionQueue::new(&name_for_metrics, config.queue_capacity, workers, provisional));
+        let queue =
+            Arc::new(AdmissionQueue::new(&model_name(&config.model_path), config.queue_capacity, workers, provisional));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<WorkerReady, EngineError>>();
         for index in 0..workers {
             let (worker_queue, worker_config, ready) = (queue.clone(), config.clone(), ready_tx.clone());

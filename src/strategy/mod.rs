@@ -53,11 +53,10 @@ pub struct GenerationPlan {
 /// Plan the generation for `brief` in its phase.
 pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
     let requested_words = brief.requirement(WORD_COUNT_KEYS).and_then(|r| r.as_count()).filter(|n| *n > 0);
+    let translate_into = prompt::translation_target(brief);
     let target_words = match (brief.phase, requested_words) {
         // A translation is as long as its source, whatever the phase.
-        (_, None) if prompt::translation_target(brief).is_some() => {
-            (clean::word_count(&brief.description) as u64).max(20)
-        }
+        (_, None) if translate_into.is_some() => (clean::word_count(&brief.description) as u64).max(20),
         (Phase::Prototype, Some(n)) if n > PROTOTYPE_MAX_WORDS => PROTOTYPE_MAX_WORDS,
         (_, Some(n)) => n,
         (Phase::Prototype, None) => DEFAULT_PROTOTYPE_WORDS,
@@ -68,10 +67,10 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
         Phase::Final => MAX_FINAL_TOKENS,
     };
     // Other languages split into more tokens per word than English.
-    let tokens_per_word = if prompt::translation_target(brief).is_some() { 3.0 } else { TOKENS_PER_WORD };
+    let tokens_per_word = if translate_into.is_some() { 3.0 } else { TOKENS_PER_WORD };
     let max_new_tokens = ((target_words as f64 * tokens_per_word) as usize + 64).min(token_cap);
     GenerationPlan {
-        messages: prompt::messages(brief, requested_words, target_words),
+        messages: prompt::messages(brief, requested_words, target_words, translate_into.as_deref()),
         requested_words,
         target_words,
         max_new_tokens,

@@ -14,11 +14,19 @@ Follow the brief exactly: its length, audience, tone, keywords and format. Use t
 from the brief and never contradict them. Write the deliverable itself in Markdown: no preamble, no \
 questions back, no notes about yourself. Avoid filler phrases.";
 
-pub fn messages(brief: &Brief, requested_words: Option<u64>, target_words: u64) -> Vec<ChatMessage> {
-    vec![ChatMessage::system(SYSTEM), ChatMessage::user(user_prompt(brief, requested_words, target_words))]
+/// The chat for `brief`. `translate_into` is [`translation_target`] of the brief, decided once
+/// by the plan.
+pub fn messages(
+    brief: &Brief,
+    requested_words: Option<u64>,
+    target_words: u64,
+    translate_into: Option<&str>,
+) -> Vec<ChatMessage> {
+    let user = user_prompt(brief, requested_words, target_words, translate_into);
+    vec![ChatMessage::system(SYSTEM), ChatMessage::user(user)]
 }
 
-fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64) -> String {
+fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64, translate_into: Option<&str>) -> String {
     let mut out = String::new();
     let title = if brief.title.is_empty() { "Task" } else { brief.title.as_str() };
     out.push_str(&format!("# {title}\n"));
@@ -51,7 +59,7 @@ fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64) -
         }
     }
     out.push_str("\n## Your task\n");
-    out.push_str(&instruction(brief, requested_words, target_words));
+    out.push_str(&instruction(brief, requested_words, target_words, translate_into));
     out
 }
 
@@ -69,9 +77,9 @@ pub fn translation_target(brief: &Brief) -> Option<String> {
     Some(language.unwrap_or_else(|| "the requested language".into()))
 }
 
-fn instruction(brief: &Brief, requested_words: Option<u64>, target_words: u64) -> String {
+fn instruction(brief: &Brief, requested_words: Option<u64>, target_words: u64, translate_into: Option<&str>) -> String {
     let kind = brief.kind_of_work();
-    if let Some(language) = translation_target(brief) {
+    if let Some(language) = translate_into {
         return format!(
             "Translate the text given in the brief into {language}, sentence by sentence, keeping its line \
              breaks and formatting. Output only the {language} translation."
@@ -137,7 +145,7 @@ mod tests {
                 "quality_rules":{"max_headline_chars":30},"user_notes":"Mention fees",
                 "attachments":[{"filename":"data.csv","url":"https://x/y","content_type":"text/csv"}]}"#,
         );
-        let msgs = messages(&b, Some(1500), 450);
+        let msgs = messages(&b, Some(1500), 450, None);
         let user = &msgs[1].content;
         for needle in [
             "# Blog on ESG",
@@ -160,8 +168,8 @@ mod tests {
     fn prototype_and_final_ask_for_different_work() {
         let proto = brief(r#"{"task_id":"t","mode":"prototype","description":"Slogans for a bakery"}"#);
         let fin = brief(r#"{"task_id":"t","mode":"final","description":"Slogans for a bakery"}"#);
-        let p = &messages(&proto, None, 250)[1].content;
-        let f = &messages(&fin, None, 600)[1].content;
+        let p = &messages(&proto, None, 250, None)[1].content;
+        let f = &messages(&fin, None, 600, None)[1].content;
         assert!(p.contains("polished draft") && f.contains("complete, final"), "{p}\n---\n{f}");
     }
 
@@ -171,7 +179,7 @@ mod tests {
             r#"{"task_id":"t","mode":"final","task_type":"translation","description":"Translate: Hello.",
                          "requirements":{"target_language":"Spanish"}}"#,
         );
-        let user = &messages(&b, None, 20)[1].content;
+        let user = &messages(&b, None, 20, translation_target(&b).as_deref())[1].content;
         assert!(user.contains("into Spanish") && user.contains("Output only the Spanish translation"), "{user}");
         let blog = r#"{"task_id":"t","mode":"final","description":"Blog","category":"writing-translation","task_type":"blog-post"}"#;
         assert_eq!(translation_target(&brief(blog)), None);
