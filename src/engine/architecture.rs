@@ -5,6 +5,7 @@
 
 use std::io::{Read, Seek};
 
+use super::decoder::{self, Decoder};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{
@@ -28,6 +29,8 @@ fn unsupported(architecture: &str) -> String {
 }
 
 pub enum ModelWeights {
+    /// llama (without mixture of experts) and qwen2: our own forward pass.
+    Decoder(Decoder),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
@@ -39,6 +42,23 @@ impl ModelWeights {
     /// Load the weights of `architecture` from an opened GGUF. Errors are plain sentences for
     /// the caller to attach to the file name.
     pub fn load<R: Read + Seek>(
+        architecture: &str,
+        content: Content,
+        reader: &mut R,
+        context_length: usize,
+        device: &Device,
+    ) -> Result<Self, String> {
+        if decoder::handles(architecture, &content) {
+            return Decoder::load(architecture, &content, reader, context_length, device)
+                .map(Self::Decoder)
+                .map_err(|e| format!("reading {architecture} weights: {e}"));
+        }
+        Self::load_candle_transformers(architecture, content, reader, device)
+    }
+
+    /// candle-transformers' implementation of `architecture`: what runs the families our own
+    /// decoder does not cover, and the reference the decoder is tested against.
+    pub fn load_candle_transformers<R: Read + Seek>(
         architecture: &str,
         content: Content,
         reader: &mut R,
@@ -74,6 +94,7 @@ impl ModelWeights {
     /// themselves; qwen3 appends unless cleared.
     pub fn start_sequence(&mut self) {
         match self {
+            Self::Decoder(m) => m.clear_kv_cache(),
             Self::Llama(m) => m.clear_kv_cache(),
             Self::Qwen2(m) => m.clear_kv_cache(),
             Self::Qwen3(m) => m.clear_kv_cache(),
@@ -92,6 +113,7 @@ impl ModelWeights {
     /// `[vocab]` vector.
     pub fn forward(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
         let logits = match self {
+            Self::Decoder(m) => m.forward(input, position)?,
             Self::Llama(m) => m.forward(input, position)?,
             Self::Qwen2(m) => m.forward(input, position)?,
             Self::Qwen3(m) => m.forward(input, position)?,

@@ -119,8 +119,8 @@ impl GgufModel {
 
         let add_bos = md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
         let context_len = ModelWeights::context_length(&architecture, &content);
-        let weights =
-            ModelWeights::load(&architecture, content, &mut reader, device).map_err(|e| load_error(path, e))?;
+        let weights = ModelWeights::load(&architecture, content, &mut reader, context_len, device)
+            .map_err(|e| load_error(path, e))?;
         let name = model_name(path);
         Ok(Self {
             weights,

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod architecture;
 pub mod bench;
 pub mod chat_template;
+mod decoder;
 pub mod fake;
 mod gguf;
 mod sampling;

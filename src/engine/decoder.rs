@@ -1,0 +1,428 @@
+//! Our own forward pass for the llama-shaped decoders — `llama` (Llama 2/3, Mistral, SmolLM)
+//! and `qwen2` — on candle's tensors and quantized types.
+//!
+//! candle-transformers' versions of these models leave speed and memory on the table that
+//! matter on a small CPU box (design.md §3): they expand the token embeddings to f32 (+113 MB
+//! on SmolLM2-135M, +933 MB on Qwen2.5-1.5B), grow the KV cache with a `Tensor::cat` per token,
+//! copy keys and values once per query head for grouped-query attention, and multiply Q4_1
+//! weights with a scalar loop. Here the embeddings stay quantized and are looked up row by row,
+//! the KV cache is preallocated (zeroed pages cost nothing until written), grouped-query
+//! attention multiplies each key/value head with its group of query heads at once, decode
+//! steps fuse the q/k/v and gate/up projections when candle has a fused kernel for the weights,
+//! and Q4_1 weights on CPU go through [`bidder_kernels::Q4_1Matrix`].
+
+use std::io::{Read, Seek};
+use std::sync::Arc;
+
+use bidder_kernels::Q4_1Matrix;
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+
+/// Whether this forward pass runs a GGUF of `architecture` (llama-family files with mixture of
+/// experts stay on candle-transformers' implementation).
+pub fn handles(architecture: &str, content: &Content) -> bool {
+    match architecture {
+        "qwen2" => true,
+        "llama" => metadata_u32(content, "llama.expert_count").unwrap_or(0) <= 1,
+        _ => false,
+    }
+}
+
+fn metadata_u32(content: &Content, key: &str) -> Option<u32> {
+    content.metadata.get(key).and_then(|v| v.to_u32().ok())
+}
+
+fn metadata_f32(content: &Content, key: &str) -> Option<f32> {
+    content.metadata.get(key).and_then(|v| v.to_f32().ok())
+}
+
+/// A weight matrix and how it is multiplied on this device.
+enum Weights {
+    /// candle's quantized matmul (SIMD or repacked VNNI kernels for Q4_0, Q8_0 and K-quants;
+    /// CUDA kernels on the GPU).
+    Candle(Arc<QTensor>),
+    /// Q4_1 on CPU, which candle would multiply with a scalar loop.
+    Q4_1(Q4_1Matrix),
+}
+
+struct Linear {
+    weights: Weights,
+    /// Multiplier kept alongside, built once: candle's `QMatMul` for the `Candle` case.
+    matmul: Option<QMatMul>,
+    outputs: usize,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(tensor: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
+        let (outputs, inputs) = tensor.shape().dims2()?;
+        if tensor.dtype() == GgmlDType::Q4_1 && tensor.device().is_cpu() {
+            let matrix = Q4_1Matrix::from_ggml_bytes(&tensor.data()?, outputs, inputs)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            return Ok(Self { weights: Weights::Q4_1(matrix), matmul: None, outputs, bias });
+        }
+        let matmul = Some(QMatMul::from_arc(tensor.clone())?);
+        Ok(Self { weights: Weights::Candle(tensor), matmul, outputs, bias })
+    }
+
+    /// `x` is `[1, seq, inputs]`; the result `[1, seq, outputs]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match (&self.weights, &self.matmul) {
+            (Weights::Q4_1(matrix), _) => {
+                let (batch, seq, _) = x.dims3()?;
+                let input = x.flatten_all()?.to_vec1::<f32>()?;
+                let mut output = vec![0f32; batch * seq * self.outputs];
+                matrix.matmul(&input, &mut output).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                Tensor::from_vec(output, (batch, seq, self.outputs), x.device())?
+            }
+            (Weights::Candle(_), Some(matmul)) => matmul.forward(x)?,
+            (Weights::Candle(_), None) => unreachable!("candle weights always carry their QMatMul"),
+        };
+        self.add_bias(y)
+    }
+
+    fn add_bias(&self, y: Tensor) -> Result<Tensor> {
+        match &self.bias {
+            Some(bias) => y.broadcast_add(bias),
+            None => Ok(y),
+        }
+    }
+
+    fn qtensor(&self) -> Option<&QTensor> {
+        match &self.weights {
+            Weights::Candle(t) => Some(t),
+            Weights::Q4_1(_) => None,
+        }
+    }
+}
+
+/// Several projections of the same input (q/k/v, gate/up): in one fused pass over the weights
+/// when candle has a kernel for them (a decode step on a CPU with AVX-512 VNNI), one by one
+/// otherwise.
+fn project_all<const N: usize>(linears: [&Linear; N], x: &Tensor) -> Result<[Tensor; N]> {
+    let tensors: Option<Vec<&QTensor>> = linears.iter().map(|l| l.qtensor()).collect();
+    if let Some(tensors) = tensors {
+        if x.device().is_cpu() && x.dim(1)? == 1 {
+            if let Some(outputs) = QTensor::gemv_fused_shared_lhs(&tensors, x)? {
+                let mut with_bias = Vec::with_capacity(N);
+                for (linear, y) in linears.iter().zip(outputs) {
+                    with_bias.push(linear.add_bias(y)?);
+                }
+                return Ok(with_bias.try_into().expect("one output per projection"));
+            }
+        }
+    }
+    let mut outputs = Vec::with_capacity(N);
+    for linear in linears {
+        outputs.push(linear.forward(x)?);
+    }
+    Ok(outputs.try_into().expect("one output per projection"))
+}
+
+/// Rotary position embedding tables and which pairing of dimensions the file expects.
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+    /// llama GGUFs store q/k permuted for adjacent pairs (ggml's "normal" rope); qwen2 pairs
+    /// dimension `i` with `i + head_dim / 2` ("neox").
+    interleaved: bool,
+}
+
+impl Rope {
+    fn new(
+        head_dim: usize,
+        base: f32,
+        freq_factors: Option<Vec<f32>>,
+        max_positions: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let inverse_frequencies: Vec<f32> = (0..head_dim / 2)
+            .map(|i| {
+                let factor = freq_factors.as_ref().and_then(|f| f.get(i).copied()).unwrap_or(1.0);
+                1.0 / (base.powf(2.0 * i as f32 / head_dim as f32) * factor)
+            })
+            .collect();
+        let inverse_frequencies = Tensor::new(inverse_frequencies.as_slice(), device)?.unsqueeze(0)?;
+        let positions = Tensor::arange(0, max_positions as u32, device)?.to_dtype(DType::F32)?.unsqueeze(1)?;
+        let angles = positions.matmul(&inverse_frequencies)?;
+        Ok(Self { cos: angles.cos()?, sin: angles.sin()?, interleaved: false })
+    }
+
+    /// `x` is `[1, heads, seq, head_dim]`, its first token at `position`.
+    fn apply(&self, x: &Tensor, position: usize) -> Result<Tensor> {
+        let seq = x.dim(2)?;
+        let cos = self.cos.narrow(0, position, seq)?;
+        let sin = self.sin.narrow(0, position, seq)?;
+        if self.interleaved {
+            candle_nn::rotary_emb::rope_i(x, &cos, &sin)
+        } else {
+            candle_nn::rotary_emb::rope(x, &cos, &sin)
+        }
+    }
+}
+
+struct Layer {
+    attention_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    output: Linear,
+    ffn_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    cache: KvCache,
+}
+
+/// Keys and values of one layer, `[1, kv_heads, capacity, head_dim]` each, filled up to `len`.
+///
+/// The buffers grow by doubling up to the context size and are kept between sequences: a new
+/// sequence only rewinds `len`. (candle-nn's cache drops its buffers on reset, so every request
+/// would allocate and zero them again — and glibc then hands out heap pages that are touched,
+/// not fresh zero pages, so a full-context cache per layer ends up resident.)
+struct KvCache {
+    keys: Option<Tensor>,
+    values: Option<Tensor>,
+    len: usize,
+    max_len: usize,
+}
+
+/// Positions the cache starts with: a typical brief plus answer without regrowing.
+const KV_CACHE_INITIAL: usize = 1024;
+
+impl KvCache {
+    fn new(max_len: usize) -> Self {
+        Self { keys: None, values: None, len: 0, max_len }
+    }
+
+    fn rewind(&mut self) {
+        self.len = 0;
+    }
+
+    /// Append `[1, kv_heads, seq, head_dim]` keys and values; the whole sequence so far back.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let seq = k.dim(2)?;
+        let needed = self.len + seq;
+        if needed > self.max_len {
+            candle_core::bail!("{needed} positions exceed the {}-position KV cache", self.max_len);
+        }
+        let capacity = self.keys.as_ref().map_or(0, |t| t.dims()[2]);
+        if needed > capacity {
+            let grown = needed.max(capacity * 2).max(KV_CACHE_INITIAL).min(self.max_len);
+            self.keys = Some(Self::grow(self.keys.take(), k, self.len, grown)?);
+            self.values = Some(Self::grow(self.values.take(), v, self.len, grown)?);
+        }
+        let (keys, values) = (self.keys.as_ref().expect("allocated"), self.values.as_ref().expect("allocated"));
+        keys.slice_set(k, 2, self.len)?;
+        values.slice_set(v, 2, self.len)?;
+        self.len = needed;
+        Ok((keys.narrow(2, 0, self.len)?, values.narrow(2, 0, self.len)?))
+    }
+
+    fn grow(old: Option<Tensor>, like: &Tensor, keep: usize, capacity: usize) -> Result<Tensor> {
+        let (batch, heads, _, head_dim) = like.dims4()?;
+        let buffer = Tensor::zeros((batch, heads, capacity, head_dim), like.dtype(), like.device())?;
+        if let Some(old) = old.filter(|_| keep > 0) {
+            buffer.slice_set(&old.narrow(2, 0, keep)?, 2, 0)?;
+        }
+        Ok(buffer)
+    }
+}
+
+/// A llama-shaped decoder with its KV cache: one sequence at a time.
+pub struct Decoder {
+    embeddings: Arc<QTensor>,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    output: Linear,
+    rope: Rope,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    rms_eps: f32,
+    max_positions: usize,
+    device: Device,
+}
+
+impl Decoder {
+    /// Load a `llama` or `qwen2` GGUF, with room for `max_positions` tokens of context.
+    pub fn load<R: Read + Seek>(
+        architecture: &str,
+        content: &Content,
+        reader: &mut R,
+        max_positions: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let key = |name: &str| format!("{architecture}.{name}");
+        let required = |name: &str| {
+            metadata_u32(content, &key(name))
+                .map(|v| v as usize)
+                .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata lacks {}", key(name))))
+        };
+        let block_count = required("block_count")?;
+        let hidden = required("embedding_length")?;
+        let heads = required("attention.head_count")?;
+        let kv_heads = metadata_u32(content, &key("attention.head_count_kv")).map_or(heads, |v| v as usize);
+        let head_dim =
+            metadata_u32(content, &key("attention.key_length")).map_or(hidden / heads.max(1), |v| v as usize);
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) || head_dim % 2 == 1 {
+            candle_core::bail!(
+                "unusable attention shape: {heads} heads, {kv_heads} key/value heads, head size {head_dim}"
+            );
+        }
+        let rope_dim = metadata_u32(content, &key("rope.dimension_count")).map_or(head_dim, |v| v as usize);
+        if rope_dim != head_dim {
+            candle_core::bail!("partial rotary embeddings ({rope_dim} of {head_dim} dimensions) are not supported");
+        }
+        let rms_eps = metadata_f32(content, &key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5);
+        let rope_base = metadata_f32(content, &key("rope.freq_base")).unwrap_or(10_000.0);
+
+        let mut tensor = |name: &str| content.tensor(reader, name, device);
+        let freq_factors = match content.tensor_infos.contains_key("rope_freqs.weight") {
+            true => Some(tensor("rope_freqs.weight")?.dequantize(&Device::Cpu)?.to_vec1::<f32>()?),
+            false => None,
+        };
+        let mut rope = Rope::new(head_dim, rope_base, freq_factors, max_positions, device)?;
+        rope.interleaved = architecture == "llama";
+
+        let embeddings = Arc::new(tensor("token_embd.weight")?);
+        let norm = tensor("output_norm.weight")?.dequantize(device)?;
+        let output = match content.tensor_infos.contains_key("output.weight") {
+            true => Linear::new(Arc::new(tensor("output.weight")?), None)?,
+            false => Linear::new(embeddings.clone(), None)?,
+        };
+        let mut layers = Vec::with_capacity(block_count);
+        for i in 0..block_count {
+            let name = |part: &str| format!("blk.{i}.{part}");
+            let has = |part: &str| content.tensor_infos.contains_key(&name(part));
+            let mut linear = |part: &str| -> Result<Linear> {
+                let weights = Arc::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?);
+                let bias = match has(&format!("{part}.bias")) {
+                    true => Some(content.tensor(reader, &name(&format!("{part}.bias")), device)?.dequantize(device)?),
+                    false => None,
+                };
+                Linear::new(weights, bias)
+            };
+            let q = linear("attn_q")?;
+            let k = linear("attn_k")?;
+            let v = linear("attn_v")?;
+            let output = linear("attn_output")?;
+            let gate = linear("ffn_gate")?;
+            let up = linear("ffn_up")?;
+            let down = linear("ffn_down")?;
+            let attention_norm = content.tensor(reader, &name("attn_norm.weight"), device)?.dequantize(device)?;
+            let ffn_norm = content.tensor(reader, &name("ffn_norm.weight"), device)?.dequantize(device)?;
+            layers.push(Layer {
+                attention_norm,
+                q,
+                k,
+                v,
+                output,
+                ffn_norm,
+                gate,
+                up,
+                down,
+                cache: KvCache::new(max_positions),
+            });
+        }
+        Ok(Self {
+            embeddings,
+            layers,
+            norm,
+            output,
+            rope,
+            heads,
+            kv_heads,
+            head_dim,
+            rms_eps,
+            max_positions,
+            device: device.clone(),
+        })
+    }
+
+    /// Forget the previous sequence.
+    pub fn clear_kv_cache(&mut self) {
+        for layer in &mut self.layers {
+            layer.cache.rewind();
+        }
+    }
+
+    /// Logits `[1, 1, vocab]` for the last of `input`'s tokens (`[1, seq]`), which start at
+    /// `position`: 0 starts a new sequence, anything else must continue the cached one.
+    pub fn forward(&mut self, input: &Tensor, position: usize) -> Result<Tensor> {
+        let (_, seq) = input.dims2()?;
+        if position + seq > self.max_positions {
+            candle_core::bail!("{} tokens exceed the {}-token context", position + seq, self.max_positions);
+        }
+        if position == 0 {
+            self.clear_kv_cache();
+        }
+        let cached = self.layers.first().map_or(0, |l| l.cache.len);
+        if position != cached {
+            candle_core::bail!("input at position {position}, but the KV cache holds {cached} tokens");
+        }
+        let hidden = self.embeddings.embedding(&input.flatten_all()?)?.unsqueeze(0)?;
+        let mask = match seq {
+            1 => None,
+            _ => Some(causal_mask(seq, position, &self.device)?),
+        };
+        let mut x = hidden;
+        for i in 0..self.layers.len() {
+            let normed = candle_nn::ops::rms_norm(&x, &self.layers[i].attention_norm, self.rms_eps)?;
+            let attended = self.attention(i, &normed, position, mask.as_ref())?;
+            x = (x + attended)?;
+            let layer = &self.layers[i];
+            let normed = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.rms_eps)?;
+            let [gate, up] = project_all([&layer.gate, &layer.up], &normed)?;
+            let activated = (candle_nn::ops::silu(&gate)? * up)?;
+            x = (x + layer.down.forward(&activated)?)?;
+        }
+        let last = x.i((.., seq - 1.., ..))?.contiguous()?;
+        let normed = candle_nn::ops::rms_norm(&last, &self.norm, self.rms_eps)?;
+        self.output.forward(&normed)
+    }
+
+    fn attention(&mut self, layer: usize, x: &Tensor, position: usize, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (heads, kv_heads, head_dim) = (self.heads, self.kv_heads, self.head_dim);
+        let (_, seq, _) = x.dims3()?;
+        let layer = &mut self.layers[layer];
+        let [q, k, v] = project_all([&layer.q, &layer.k, &layer.v], x)?;
+        let by_head = |t: Tensor, n: usize| t.reshape((1, seq, n, head_dim))?.transpose(1, 2)?.contiguous();
+        let q = self.rope.apply(&by_head(q, heads)?, position)?;
+        let k = self.rope.apply(&by_head(k, kv_heads)?, position)?;
+        let v = by_head(v, kv_heads)?;
+        let (k, v) = layer.cache.append(&k, &v)?;
+        let context = k.dim(2)?;
+
+        // Query heads h = g * group + r share key/value head g, so the queries regroup as
+        // [kv_heads, group * seq, head_dim] and each key/value head is used where it lies.
+        let group = heads / kv_heads;
+        let q = q.reshape((kv_heads, group * seq, head_dim))?;
+        let k = k.squeeze(0)?;
+        let v = v.squeeze(0)?;
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
+        let scores = match mask {
+            Some(mask) => scores.reshape((kv_heads, group, seq, context))?.broadcast_add(mask)?.reshape((
+                kv_heads,
+                group * seq,
+                context,
+            ))?,
+            None => scores,
+        };
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let attended = weights.matmul(&v)?;
+        let attended =
+            attended.reshape((1, heads, seq, head_dim))?.transpose(1, 2)?.reshape((1, seq, heads * head_dim))?;
+        layer.output.forward(&attended)
+    }
+}
+
+/// `[seq, position + seq]`: 0 where query `i` (at `position + i`) may see key `j`, -inf after.
+fn causal_mask(seq: usize, position: usize, device: &Device) -> Result<Tensor> {
+    let context = position + seq;
+    let mask: Vec<f32> = (0..seq)
+        .flat_map(|i| (0..context).map(move |j| if j > position + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_slice(&mask, (seq, context), device)
+}
