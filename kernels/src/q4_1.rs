@@ -8,7 +8,8 @@
 use std::fmt;
 
 use half::f16;
-use rayon::prelude::*;
+
+use crate::ggml::{CpuMatrix, SharedOutput, check_row, check_shapes, run_in_parallel};
 
 /// Weights per block, in ggml's Q4_1 and in our 8-bit activation blocks alike.
 const BLOCK: usize = 32;
@@ -16,9 +17,6 @@ const BLOCK: usize = 32;
 const BLOCK_BYTES: usize = 20;
 /// Activation rows that share one unpacked weight block.
 const ROW_GROUP: usize = 4;
-/// Roughly how many block products a rayon task should do, so that small matrices (decode's
-/// key/value projections) are not split into tasks that cost more to schedule than to run.
-const BLOCK_PRODUCTS_PER_TASK: usize = 4096;
 
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -39,7 +37,7 @@ struct ActivationBlock {
 
 /// The bytes or the shape given for a matrix do not fit together.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShapeError(String);
+pub struct ShapeError(pub(crate) String);
 
 impl fmt::Display for ShapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,71 +78,65 @@ impl Q4_1Matrix {
             .collect();
         Ok(Self { blocks, rows, cols })
     }
+}
 
-    /// Outputs per activation row.
-    pub fn rows(&self) -> usize {
+impl CpuMatrix for Q4_1Matrix {
+    fn rows(&self) -> usize {
         self.rows
     }
 
-    /// Inputs per activation row.
-    pub fn cols(&self) -> usize {
+    fn cols(&self) -> usize {
         self.cols
     }
 
-    /// `out = x · Wᵀ` for `x` of `m × cols` (row-major), `out` of `m × rows`.
-    pub fn matmul(&self, x: &[f32], out: &mut [f32]) -> Result<(), ShapeError> {
-        if !x.len().is_multiple_of(self.cols) {
-            return Err(ShapeError(format!("{} activations are not rows of {}", x.len(), self.cols)));
-        }
-        let m = x.len() / self.cols;
-        if out.len() != m * self.rows {
-            return Err(ShapeError(format!("output holds {} values, {} needed", out.len(), m * self.rows)));
-        }
+    fn matmul(&self, x: &[f32], out: &mut [f32]) -> Result<(), ShapeError> {
+        let m = check_shapes(x, out, self.rows, self.cols)?;
         let blocks_per_row = self.cols / BLOCK;
         let activations = quantize_activations(x);
         let activation_row = |t: usize| &activations[t * blocks_per_row..(t + 1) * blocks_per_row];
         let use_avx2 = avx2_available();
         let out_rows = self.rows;
         let out = SharedOutput(out.as_mut_ptr());
-        let min_rows_per_task = (BLOCK_PRODUCTS_PER_TASK / (m * blocks_per_row)).max(1);
-
-        (0..self.rows).into_par_iter().with_min_len(min_rows_per_task).for_each(|row| {
-            let weights = &self.blocks[row * blocks_per_row..(row + 1) * blocks_per_row];
-            let mut t = 0;
-            while t < m {
-                let group = (m - t).min(ROW_GROUP);
-                let mut sums = [0f32; ROW_GROUP];
-                match group {
-                    4 => sums = dot(use_avx2, weights, [0, 1, 2, 3].map(|i| activation_row(t + i))),
-                    3 => sums[..3].copy_from_slice(&dot(use_avx2, weights, [0, 1, 2].map(|i| activation_row(t + i)))),
-                    2 => sums[..2].copy_from_slice(&dot(use_avx2, weights, [0, 1].map(|i| activation_row(t + i)))),
-                    _ => sums[..1].copy_from_slice(&dot(use_avx2, weights, [activation_row(t)])),
+        let row_products = |rows: std::ops::Range<usize>| {
+            for row in rows {
+                let weights = &self.blocks[row * blocks_per_row..(row + 1) * blocks_per_row];
+                let mut t = 0;
+                while t < m {
+                    let group = (m - t).min(ROW_GROUP);
+                    let mut sums = [0f32; ROW_GROUP];
+                    match group {
+                        4 => sums = dot(use_avx2, weights, [0, 1, 2, 3].map(|i| activation_row(t + i))),
+                        3 => {
+                            sums[..3].copy_from_slice(&dot(use_avx2, weights, [0, 1, 2].map(|i| activation_row(t + i))))
+                        }
+                        2 => sums[..2].copy_from_slice(&dot(use_avx2, weights, [0, 1].map(|i| activation_row(t + i)))),
+                        _ => sums[..1].copy_from_slice(&dot(use_avx2, weights, [activation_row(t)])),
+                    }
+                    for (i, sum) in sums[..group].iter().enumerate() {
+                        // SAFETY: each call owns its weight rows, i.e. its own output columns,
+                        // and `t + i < m`: writes never overlap and stay inside `out`.
+                        unsafe { out.write((t + i) * out_rows + row, *sum) };
+                    }
+                    t += group;
                 }
-                for (i, sum) in sums[..group].iter().enumerate() {
-                    // SAFETY: each task writes only column `row` of the output, and `t + i < m`,
-                    // so writes from different tasks never overlap and stay inside `out`.
-                    unsafe { out.write((t + i) * out_rows + row, *sum) };
-                }
-                t += group;
             }
-        });
+        };
+        run_in_parallel(self.rows, m * self.cols, row_products);
         Ok(())
     }
-}
 
-/// The output slice, written by several rayon tasks at disjoint indices.
-#[derive(Clone, Copy)]
-struct SharedOutput(*mut f32);
-
-// SAFETY: tasks write disjoint elements (see `matmul`), and the slice outlives the parallel loop.
-unsafe impl Send for SharedOutput {}
-unsafe impl Sync for SharedOutput {}
-
-impl SharedOutput {
-    /// # Safety
-    /// `index` must be in bounds and written by no other task.
-    unsafe fn write(self, index: usize, value: f32) {
-        unsafe { *self.0.add(index) = value };
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), ShapeError> {
+        check_row(row, out, self.rows, self.cols)?;
+        let blocks_per_row = self.cols / BLOCK;
+        let weights = &self.blocks[row * blocks_per_row..(row + 1) * blocks_per_row];
+        for (w, values) in weights.iter().zip(out.chunks_exact_mut(BLOCK)) {
+            let (d, m) = (w.d.to_f32(), w.m.to_f32());
+            for j in 0..BLOCK / 2 {
+                values[j] = d * (w.qs[j] & 0x0F) as f32 + m;
+                values[j + BLOCK / 2] = d * (w.qs[j] >> 4) as f32 + m;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -204,8 +196,14 @@ fn dot_portable<const R: usize>(weights: &[WeightBlock], activations: [&[Activat
     sums
 }
 
+/// Independent accumulators per activation row, so consecutive blocks do not wait on one
+/// another's fused multiply-add (4 cycles of latency each): with one row, a single chain would
+/// cap a decode step at a quarter of what the core can issue.
+const CHAINS: usize = 4;
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[inline(never)]
 unsafe fn dot_avx2<const R: usize>(weights: &[WeightBlock], activations: [&[ActivationBlock]; R]) -> [f32; R] {
     use std::arch::x86_64::*;
 
@@ -214,9 +212,10 @@ unsafe fn dot_avx2<const R: usize>(weights: &[WeightBlock], activations: [&[Acti
     }
     let low_nibbles = _mm_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut minimum_terms = [0f32; R];
+    let mut acc = [[_mm256_setzero_ps(); CHAINS]; R];
+    let mut minimum_terms = [[0f32; CHAINS]; R];
     for (i, w) in weights.iter().enumerate() {
+        let chain = i % CHAINS;
         // SAFETY: `qs` is 16 bytes; unaligned loads.
         let packed = unsafe { _mm_loadu_si128(w.qs.as_ptr().cast()) };
         let low = _mm_and_si128(packed, low_nibbles);
@@ -229,16 +228,18 @@ unsafe fn dot_avx2<const R: usize>(weights: &[WeightBlock], activations: [&[Acti
             let quants = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
             // u8 × i8 pairs summed to i16 (15·127·2 fits), then pairs of those to i32.
             let products = _mm256_madd_epi16(_mm256_maddubs_epi16(unpacked, quants), ones);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_set1_ps(d * a.d), acc[r]);
-            minimum_terms[r] += m * a.s;
+            acc[r][chain] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_set1_ps(d * a.d), acc[r][chain]);
+            minimum_terms[r][chain] += m * a.s;
         }
     }
     let mut sums = [0f32; R];
     for r in 0..R {
-        let halves = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps::<1>(acc[r]));
+        let [a, b, c, e] = acc[r];
+        let total = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, e));
+        let halves = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps::<1>(total));
         let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
         let single = _mm_add_ss(pairs, _mm_movehdup_ps(pairs));
-        sums[r] = _mm_cvtss_f32(single) + minimum_terms[r];
+        sums[r] = _mm_cvtss_f32(single) + minimum_terms[r].iter().sum::<f32>();
     }
     sums
 }
@@ -249,29 +250,13 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
-
-    /// Deterministic values in about [-1, 1] with some larger outliers, like real weights.
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|i| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let unit = ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
-                if i % 97 == 0 { unit * 4.0 } else { unit }
-            })
-            .collect()
-    }
+    use crate::test_support::{rms_error, values};
 
     fn quantized(rows: usize, cols: usize, seed: u64) -> (QTensor, Q4_1Matrix) {
         let w = Tensor::from_vec(values(rows * cols, seed), (rows, cols), &Device::Cpu).unwrap();
         let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
         let ours = Q4_1Matrix::from_ggml_bytes(&q.data().unwrap(), rows, cols).unwrap();
         (q, ours)
-    }
-
-    /// Root-mean-square difference of two equally long vectors.
-    fn rms_error(a: &[f32], b: &[f32]) -> f32 {
-        (a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>() / a.len() as f32).sqrt()
     }
 
     /// Against the exact product with the dequantised weights, compared with candle's own

@@ -7,14 +7,15 @@
 //! copy keys and values once per query head for grouped-query attention, and multiply Q4_1
 //! weights with a scalar loop. Here the embeddings stay quantized and are looked up row by row,
 //! the KV cache is preallocated (zeroed pages cost nothing until written), grouped-query
-//! attention multiplies each key/value head with its group of query heads at once, decode
-//! steps fuse the q/k/v and gate/up projections when candle has a fused kernel for the weights,
-//! and Q4_1 weights on CPU go through [`bidder_kernels::Q4_1Matrix`].
+//! attention multiplies each key/value head with its group of query heads at once, and on CPU
+//! quantised matmuls go through [`bidder_kernels`] (weights read once per prefill chunk rather
+//! than once per token, a SIMD kernel for Q4_1 where candle has a scalar loop) except prefill
+//! on the types candle has repacked AVX-512 kernels for.
 
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
-use bidder_kernels::Q4_1Matrix;
+use bidder_kernels::{CpuMatrix, cpu_matrix_view};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
@@ -39,85 +40,104 @@ fn metadata_f32(content: &Content, key: &str) -> Option<f32> {
 
 /// A weight matrix and how it is multiplied on this device.
 enum Weights {
-    /// candle's quantized matmul (SIMD or repacked VNNI kernels for Q4_0, Q8_0 and K-quants;
-    /// CUDA kernels on the GPU).
-    Candle(Arc<QTensor>),
-    /// Q4_1 on CPU, which candle would multiply with a scalar loop.
-    Q4_1(Q4_1Matrix),
+    /// On CPU, every quantised type through [`bidder_kernels`], which keeps ggml's blocks as
+    /// they are and reads each weight once per forward pass. Where candle has repacked AVX-512
+    /// VNNI kernels for the type (Q4_K, Q6_K, Q8_0), multi-token passes (prefill) use those:
+    /// about 4× faster there, at the price of candle's repacked copy (6 bits a weight for
+    /// Q4_K) next to the original.
+    Cpu { matrix: Arc<dyn CpuMatrix>, prefill: Option<QMatMul> },
+    /// On GPU (and float weights on CPU): candle's quantized matmul.
+    Candle(QMatMul),
+}
+
+impl Weights {
+    fn new(tensor: QTensor) -> Result<Self> {
+        let tensor = Arc::new(tensor);
+        if tensor.device().is_cpu() {
+            if let Some(matrix) = cpu_matrix_view(&tensor).map_err(kernel_error)? {
+                let (rows, cols) = tensor.shape().dims2()?;
+                let prefill = match candle_repacks(tensor.dtype(), rows, cols) {
+                    true => Some(QMatMul::from_arc(tensor)?),
+                    false => None,
+                };
+                return Ok(Self::Cpu { matrix: Arc::from(matrix), prefill });
+            }
+        }
+        Ok(Self::Candle(QMatMul::from_arc(tensor)?))
+    }
+}
+
+/// Whether candle 0.11 multiplies a `rows × cols` matrix of `dtype` with its repacked AVX-512
+/// VNNI kernels on this CPU (its own rule, in `quantized::repack_x86::select`).
+fn candle_repacks(dtype: GgmlDType, rows: usize, cols: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let vnni = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni");
+        vnni && rows.is_multiple_of(16)
+            && cols.is_multiple_of(256)
+            && matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K | GgmlDType::Q8_0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dtype, rows, cols);
+        false
+    }
+}
+
+fn kernel_error(e: bidder_kernels::ShapeError) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
 }
 
 struct Linear {
     weights: Weights,
-    /// Multiplier kept alongside, built once: candle's `QMatMul` for the `Candle` case.
-    matmul: Option<QMatMul>,
-    outputs: usize,
     bias: Option<Tensor>,
 }
 
 impl Linear {
-    fn new(tensor: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
-        let (outputs, inputs) = tensor.shape().dims2()?;
-        if tensor.dtype() == GgmlDType::Q4_1 && tensor.device().is_cpu() {
-            let matrix = Q4_1Matrix::from_ggml_bytes(&tensor.data()?, outputs, inputs)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            return Ok(Self { weights: Weights::Q4_1(matrix), matmul: None, outputs, bias });
-        }
-        let matmul = Some(QMatMul::from_arc(tensor.clone())?);
-        Ok(Self { weights: Weights::Candle(tensor), matmul, outputs, bias })
-    }
-
     /// `x` is `[1, seq, inputs]`; the result `[1, seq, outputs]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match (&self.weights, &self.matmul) {
-            (Weights::Q4_1(matrix), _) => {
+        let y = match &self.weights {
+            Weights::Cpu { prefill: Some(matmul), .. } if x.dim(1)? > 1 => matmul.forward(x)?,
+            Weights::Cpu { matrix, .. } => {
                 let (batch, seq, _) = x.dims3()?;
                 let input = x.flatten_all()?.to_vec1::<f32>()?;
-                let mut output = vec![0f32; batch * seq * self.outputs];
-                matrix.matmul(&input, &mut output).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                Tensor::from_vec(output, (batch, seq, self.outputs), x.device())?
+                let mut output = vec![0f32; batch * seq * matrix.rows()];
+                matrix.matmul(&input, &mut output).map_err(kernel_error)?;
+                Tensor::from_vec(output, (batch, seq, matrix.rows()), x.device())?
             }
-            (Weights::Candle(_), Some(matmul)) => matmul.forward(x)?,
-            (Weights::Candle(_), None) => unreachable!("candle weights always carry their QMatMul"),
+            Weights::Candle(matmul) => matmul.forward(x)?,
         };
-        self.add_bias(y)
-    }
-
-    fn add_bias(&self, y: Tensor) -> Result<Tensor> {
         match &self.bias {
             Some(bias) => y.broadcast_add(bias),
             None => Ok(y),
         }
     }
-
-    fn qtensor(&self) -> Option<&QTensor> {
-        match &self.weights {
-            Weights::Candle(t) => Some(t),
-            Weights::Q4_1(_) => None,
-        }
-    }
 }
 
-/// Several projections of the same input (q/k/v, gate/up): in one fused pass over the weights
-/// when candle has a kernel for them (a decode step on a CPU with AVX-512 VNNI), one by one
-/// otherwise.
-fn project_all<const N: usize>(linears: [&Linear; N], x: &Tensor) -> Result<[Tensor; N]> {
-    let tensors: Option<Vec<&QTensor>> = linears.iter().map(|l| l.qtensor()).collect();
-    if let Some(tensors) = tensors {
-        if x.device().is_cpu() && x.dim(1)? == 1 {
-            if let Some(outputs) = QTensor::gemv_fused_shared_lhs(&tensors, x)? {
-                let mut with_bias = Vec::with_capacity(N);
-                for (linear, y) in linears.iter().zip(outputs) {
-                    with_bias.push(linear.add_bias(y)?);
+/// Token embeddings, kept quantised: a lookup dequantises only the rows it needs.
+enum Embeddings {
+    Cpu(Arc<dyn CpuMatrix>),
+    Candle(QTensor),
+}
+
+impl Embeddings {
+    /// `[seq, hidden]` for `[seq]` token ids; an id outside the vocabulary is an error.
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Cpu(matrix) => {
+                let ids = ids.to_vec1::<u32>()?;
+                let hidden = matrix.cols();
+                let mut rows = vec![0f32; ids.len() * hidden];
+                for (id, row) in ids.iter().zip(rows.chunks_exact_mut(hidden)) {
+                    matrix.dequantize_row(*id as usize, row).map_err(kernel_error)?;
                 }
-                return Ok(with_bias.try_into().expect("one output per projection"));
+                Tensor::from_vec(rows, (ids.len(), hidden), &Device::Cpu)
             }
+            Self::Candle(tensor) => tensor.embedding(ids),
         }
     }
-    let mut outputs = Vec::with_capacity(N);
-    for linear in linears {
-        outputs.push(linear.forward(x)?);
-    }
-    Ok(outputs.try_into().expect("one output per projection"))
 }
 
 /// Rotary position embedding tables and which pairing of dimensions the file expects.
@@ -232,7 +252,7 @@ impl KvCache {
 
 /// A llama-shaped decoder with its KV cache: one sequence at a time.
 pub struct Decoder {
-    embeddings: Arc<QTensor>,
+    embeddings: Embeddings,
     layers: Vec<Layer>,
     norm: Tensor,
     output: Linear,
@@ -286,23 +306,33 @@ impl Decoder {
         let mut rope = Rope::new(head_dim, rope_base, freq_factors, max_positions, device)?;
         rope.interleaved = architecture == "llama";
 
-        let embeddings = Arc::new(tensor("token_embd.weight")?);
+        let token_embeddings = Weights::new(tensor("token_embd.weight")?)?;
         let norm = tensor("output_norm.weight")?.dequantize(device)?;
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => Linear::new(Arc::new(tensor("output.weight")?), None)?,
-            false => Linear::new(embeddings.clone(), None)?,
+            true => Weights::new(tensor("output.weight")?)?,
+            // Tied embeddings: the output projection is the embedding matrix itself.
+            false => match &token_embeddings {
+                // Only the last position reaches the output projection: never a prefill shape.
+                Weights::Cpu { matrix, .. } => Weights::Cpu { matrix: matrix.clone(), prefill: None },
+                Weights::Candle(_) => Weights::new(tensor("token_embd.weight")?)?,
+            },
+        };
+        let output = Linear { weights: output, bias: None };
+        let embeddings = match token_embeddings {
+            Weights::Cpu { matrix, .. } => Embeddings::Cpu(matrix),
+            Weights::Candle(_) => Embeddings::Candle(tensor("token_embd.weight")?),
         };
         let mut layers = Vec::with_capacity(block_count);
         for i in 0..block_count {
             let name = |part: &str| format!("blk.{i}.{part}");
             let has = |part: &str| content.tensor_infos.contains_key(&name(part));
             let mut linear = |part: &str| -> Result<Linear> {
-                let weights = Arc::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?);
+                let weights = Weights::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?)?;
                 let bias = match has(&format!("{part}.bias")) {
                     true => Some(content.tensor(reader, &name(&format!("{part}.bias")), device)?.dequantize(device)?),
                     false => None,
                 };
-                Linear::new(weights, bias)
+                Ok(Linear { weights, bias })
             };
             let q = linear("attn_q")?;
             let k = linear("attn_k")?;
@@ -362,7 +392,7 @@ impl Decoder {
         if position != cached {
             candle_core::bail!("input at position {position}, but the KV cache holds {cached} tokens");
         }
-        let hidden = self.embeddings.embedding(&input.flatten_all()?)?.unsqueeze(0)?;
+        let hidden = self.embeddings.lookup(&input.flatten_all()?)?.unsqueeze(0)?;
         let mask = match seq {
             1 => None,
             _ => Some(causal_mask(seq, position, &self.device)?),
@@ -374,7 +404,7 @@ impl Decoder {
             x = (x + attended)?;
             let layer = &self.layers[i];
             let normed = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.rms_eps)?;
-            let [gate, up] = project_all([&layer.gate, &layer.up], &normed)?;
+            let (gate, up) = (layer.gate.forward(&normed)?, layer.up.forward(&normed)?);
             let activated = (candle_nn::ops::silu(&gate)? * up)?;
             x = (x + layer.down.forward(&activated)?)?;
         }
@@ -387,7 +417,7 @@ impl Decoder {
         let (heads, kv_heads, head_dim) = (self.heads, self.kv_heads, self.head_dim);
         let (_, seq, _) = x.dims3()?;
         let layer = &mut self.layers[layer];
-        let [q, k, v] = project_all([&layer.q, &layer.k, &layer.v], x)?;
+        let (q, k, v) = (layer.q.forward(x)?, layer.k.forward(x)?, layer.v.forward(x)?);
         let by_head = |t: Tensor, n: usize| t.reshape((1, seq, n, head_dim))?.transpose(1, 2)?.contiguous();
         let q = self.rope.apply(&by_head(q, heads)?, position)?;
         let k = self.rope.apply(&by_head(k, kv_heads)?, position)?;
