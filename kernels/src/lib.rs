@@ -13,6 +13,7 @@
 //! `bidder` crate itself stays at opt-level 0 for fast rebuilds.
 
 mod ggml;
+mod k_quants;
 mod q4_1;
 
 pub use ggml::{CpuMatrix, GgmlMatrix, cpu_matrix, cpu_matrix_view};

@@ -208,8 +208,10 @@ struct KvCache {
     max_len: usize,
 }
 
-/// Positions the cache starts with: a typical brief plus answer without regrowing.
-const KV_CACHE_INITIAL: usize = 1024;
+/// Positions the cache starts with; it doubles when a longer sequence needs it (a handful of
+/// copies over a long request) and keeps the size afterwards. Small, because every position is
+/// resident memory in every layer: 1024 cost SmolLM2 12 MB of peak RSS over 256.
+const KV_CACHE_INITIAL: usize = 256;
 
 impl KvCache {
     fn new(max_len: usize) -> Self {

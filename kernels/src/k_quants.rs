@@ -1,0 +1,384 @@
+//! `Q4_K` and `Q6_K` weights × f32 activations with AVX-512 BW, for decode steps.
+//!
+//! These are the two types of ggml's "K_M" mixes (Q4_K for most matrices; Q6_K for the
+//! largest of all, the output projection — 151936 × 1536 on Qwen2.5-1.5B — and half the down
+//! projections). candle's AVX2 dot products for them were 31% and 46% of a Qwen decode step.
+//! Both types hold 256 weights per block; activations are quantised per 256 to `i8` with one
+//! scale and the sums of each 16, and 64 weights at a time go through one 512-bit `vpmaddubsw`
+//! (unsigned quant × signed activation, pairs to i16) and one `vpmaddwd` against the block's
+//! scales (pairs to i32).
+//!
+//! * `block_q6_k`: 4 low bits in `ql`, 2 high bits in `qh`, one signed 8-bit scale per 16
+//!   weights and an f16 `d`; a weight is `d * scale * (q - 32)` with `q` in 0..64. The `- 32`
+//!   becomes one small dot product of the activation sums with the scales.
+//! * `block_q4_k`: f16 `d` and `dmin`, eight 6-bit scales and eight 6-bit minimums packed in 12
+//!   bytes, 4-bit quants; a weight is `d * scale * q - dmin * min` for its 32-weight sub-block.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+
+use crate::ShapeError;
+use crate::ggml::{Blocks, CpuMatrix, SharedOutput, check_row, check_shapes, run_in_parallel};
+
+const QK: usize = 256;
+
+/// ggml's `block_q6_k`, byte for byte (candle's `BlockQ6K` has the same layout).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ6K {
+    ql: [u8; QK / 2],
+    qh: [u8; QK / 4],
+    scales: [i8; QK / 16],
+    d: half::f16,
+}
+const _: () = assert!(std::mem::size_of::<BlockQ6K>() == 210);
+
+/// 256 activations as `i8` with one scale, and the sum of each 16.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct ActivationBlock {
+    qs: [i8; QK],
+    sums: [i16; QK / 16],
+    d: f32,
+}
+
+/// Whether this CPU runs the kernels (else callers use candle's AVX2 dot products).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A block type with a kernel here.
+pub(crate) trait KBlock: Copy + Send + Sync + 'static {
+    const DTYPE: GgmlDType;
+    /// # Safety
+    /// Only where [`available`]; both slices equally long.
+    unsafe fn dot(weights: &[Self], activations: &[ActivationBlock]) -> f32;
+    fn dequantize(&self, out: &mut [f32]);
+}
+
+pub struct KMatrix<B: KBlock> {
+    blocks: Blocks<B>,
+    rows: usize,
+    cols: usize,
+}
+
+/// A view of a 2-D Q4_K or Q6_K CPU tensor with the kernels here, where [`available`].
+pub fn view(tensor: &Arc<QTensor>) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
+    if !available() {
+        return Ok(None);
+    }
+    match tensor.dtype() {
+        GgmlDType::Q4K => Ok(Some(Box::new(KMatrix::<BlockQ4K>::view(tensor.clone())?))),
+        GgmlDType::Q6K => Ok(Some(Box::new(KMatrix::<BlockQ6K>::view(tensor.clone())?))),
+        _ => Ok(None),
+    }
+}
+
+impl<B: KBlock> KMatrix<B> {
+    fn view(tensor: Arc<QTensor>) -> Result<Self, ShapeError> {
+        let (rows, cols) = tensor.shape().dims2().map_err(|e| ShapeError(e.to_string()))?;
+        if !cols.is_multiple_of(QK) {
+            return Err(ShapeError(format!("{:?} rows must be a multiple of {QK} wide, not {cols}", B::DTYPE)));
+        }
+        let blocks = Blocks::view(tensor, B::DTYPE, rows * cols / QK)?;
+        Ok(Self { blocks, rows, cols })
+    }
+
+    fn row(&self, row: usize) -> &[B] {
+        let per_row = self.cols / QK;
+        &self.blocks.as_slice()[row * per_row..(row + 1) * per_row]
+    }
+}
+
+impl<B: KBlock> CpuMatrix for KMatrix<B> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn matmul(&self, x: &[f32], out: &mut [f32]) -> Result<(), ShapeError> {
+        let m = check_shapes(x, out, self.rows, self.cols)?;
+        let per_row = self.cols / QK;
+        let activations: Vec<ActivationBlock> = x.chunks_exact(QK).map(quantize).collect();
+        let rows = self.rows;
+        let out = SharedOutput(out.as_mut_ptr());
+        run_in_parallel(rows, m * self.cols, |range| {
+            for row in range {
+                let weights = self.row(row);
+                for (t, a) in activations.chunks_exact(per_row).enumerate() {
+                    // SAFETY: `available()` was checked when the matrix was made.
+                    let value = unsafe { B::dot(weights, a) };
+                    // SAFETY: each call owns its weight rows, i.e. its own output columns, and
+                    // `t < m`: writes never overlap and stay inside `out`.
+                    unsafe { out.write(t * rows + row, value) };
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), ShapeError> {
+        check_row(row, out, self.rows, self.cols)?;
+        for (block, values) in self.row(row).iter().zip(out.chunks_exact_mut(QK)) {
+            block.dequantize(values);
+        }
+        Ok(())
+    }
+}
+
+impl KBlock for BlockQ6K {
+    const DTYPE: GgmlDType = GgmlDType::Q6K;
+
+    unsafe fn dot(weights: &[Self], activations: &[ActivationBlock]) -> f32 {
+        // SAFETY: passed on from the caller.
+        unsafe { dot_q6k(weights, activations) }
+    }
+
+    fn dequantize(&self, out: &mut [f32]) {
+        let d = self.d.to_f32();
+        for (i, value) in out.iter_mut().enumerate() {
+            *value = d * self.scales[i / 16] as f32 * (q6_quant(self, i) as f32 - 32.0);
+        }
+    }
+}
+
+/// ggml's `block_q4_k`, byte for byte (candle's `BlockQ4K` has the same layout).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ4K {
+    d: half::f16,
+    dmin: half::f16,
+    scales: [u8; 12],
+    qs: [u8; QK / 2],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ4K>() == 144);
+
+impl BlockQ4K {
+    /// The eight 6-bit scales and the eight 6-bit minimums, unpacked to one byte each (packed
+    /// little-endian in a `u64`, so the kernel takes them from registers, not through memory).
+    /// The 12 bytes hold, for sub-blocks 0..4, scale and minimum in the low 6 bits of bytes
+    /// `j` and `j + 4`; for sub-blocks 4..8, their low 4 bits in the two nibbles of byte
+    /// `j + 8` and their high 2 bits in the top bits of bytes `j` and `j + 4`.
+    fn scales_and_mins(&self) -> (u64, u64) {
+        let word = |i: usize| u32::from_le_bytes(self.scales[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        let (a, b, c) = (word(0), word(1), word(2));
+        let scales_low = a & 0x3F3F_3F3F;
+        let mins_low = b & 0x3F3F_3F3F;
+        let scales_high = (c & 0x0F0F_0F0F) | (((a >> 6) & 0x0303_0303) << 4);
+        let mins_high = ((c >> 4) & 0x0F0F_0F0F) | (((b >> 6) & 0x0303_0303) << 4);
+        (scales_low as u64 | (scales_high as u64) << 32, mins_low as u64 | (mins_high as u64) << 32)
+    }
+}
+
+impl KBlock for BlockQ4K {
+    const DTYPE: GgmlDType = GgmlDType::Q4K;
+
+    unsafe fn dot(weights: &[Self], activations: &[ActivationBlock]) -> f32 {
+        // SAFETY: passed on from the caller.
+        unsafe { dot_q4k(weights, activations) }
+    }
+
+    fn dequantize(&self, out: &mut [f32]) {
+        let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
+        let (scales, mins) = self.scales_and_mins();
+        let (scales, mins) = (scales.to_le_bytes(), mins.to_le_bytes());
+        for (i, value) in out.iter_mut().enumerate() {
+            let (chunk, within) = (i / 64, i % 64);
+            let byte = self.qs[32 * chunk + within % 32];
+            let q = if within < 32 { byte & 0x0F } else { byte >> 4 };
+            let sub = i / 32;
+            *value = d * scales[sub] as f32 * q as f32 - dmin * mins[sub] as f32;
+        }
+    }
+}
+
+/// The 6-bit quant of weight `i` (0..256) of a block, in ggml's layout: each half of 128
+/// weights takes 64 bytes of `ql` and 32 of `qh`; weight `l + 32 j` of a half has its low bits
+/// in nibble `j / 2` of `ql[l + 32 (j % 2)]` and its high bits at `2 j` in `qh[l]`.
+fn q6_quant(block: &BlockQ6K, i: usize) -> u8 {
+    let (half, within) = (i / 128, i % 128);
+    let (j, l) = (within / 32, within % 32);
+    let low = block.ql[64 * half + l + 32 * (j % 2)] >> (4 * (j / 2)) & 0x0F;
+    let high = block.qh[32 * half + l] >> (2 * j) & 0x03;
+    low | high << 4
+}
+
+fn quantize(values: &[f32]) -> ActivationBlock {
+    let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let inverse = if d == 0.0 { 0.0 } else { 1.0 / d };
+    let mut block = ActivationBlock { qs: [0; QK], sums: [0; QK / 16], d };
+    for (i, v) in values.iter().enumerate() {
+        block.qs[i] = (v * inverse).round() as i8;
+        block.sums[i / 16] += block.qs[i] as i16;
+    }
+    block
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn dot_q4k(weights: &[BlockQ4K], activations: &[ActivationBlock]) -> f32 {
+    use std::arch::x86_64::*;
+
+    assert_eq!(weights.len(), activations.len());
+    let low4 = _mm256_set1_epi8(0x0F);
+    // Scale index for each i16 lane of a 64-weight chunk: lanes 0..16 hold weights 0..32 of
+    // the chunk (sub-block 2c), lanes 16..32 the rest (sub-block 2c + 1).
+    let scale_lanes: [__m512i; 4] = std::array::from_fn(|c| {
+        let mut idx = [0i16; 32];
+        for (p, v) in idx.iter_mut().enumerate() {
+            *v = (2 * c + p / 16) as i16;
+        }
+        // SAFETY: 32 i16 are 64 bytes.
+        unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) }
+    });
+    let mut acc = _mm512_setzero_ps();
+    let mut minimums = _mm256_setzero_ps();
+    for (w, a) in weights.iter().zip(activations) {
+        let (scales, mins) = w.scales_and_mins();
+        // SAFETY (all loads below): fixed-size arrays of the sizes loaded, unaligned loads.
+        let scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(scales as i64)));
+        let mut sum = _mm512_setzero_si512();
+        for (chunk, lanes) in scale_lanes.iter().enumerate() {
+            let packed = unsafe { _mm256_loadu_si256(w.qs.as_ptr().add(32 * chunk).cast()) };
+            let low = _mm256_and_si256(packed, low4);
+            let high = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low4);
+            let quants = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high);
+            let x = unsafe { _mm512_loadu_si512(a.qs.as_ptr().add(64 * chunk).cast()) };
+            let pairs = _mm512_maddubs_epi16(quants, x);
+            let lane_scales = _mm512_permutexvar_epi16(*lanes, scales);
+            sum = _mm512_add_epi32(sum, _mm512_madd_epi16(pairs, lane_scales));
+        }
+        let d = w.d.to_f32() * a.d;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+        // dmin · min_j · (sum of the activations of sub-block j = two sums of 16).
+        let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
+        let mins = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
+        let sums = unsafe { _mm256_loadu_si256(a.sums.as_ptr().cast()) };
+        let weighted = _mm256_madd_epi16(sums, mins);
+        minimums = _mm256_fmadd_ps(_mm256_cvtepi32_ps(weighted), _mm256_set1_ps(-w.dmin.to_f32() * a.d), minimums);
+    }
+    _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(_mm512_castps256_ps512(minimums))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn dot_q6k(weights: &[BlockQ6K], activations: &[ActivationBlock]) -> f32 {
+    use std::arch::x86_64::*;
+
+    assert_eq!(weights.len(), activations.len());
+    let low4 = _mm512_set1_epi8(0x0F);
+    let low2 = _mm512_set1_epi8(0x03);
+    // Scale index for each i16 lane of a 64-weight group: lane p holds weights 2p and 2p+1,
+    // so lanes 8s..8s+8 belong to scale s of the group's four.
+    let scale_lanes: [__m512i; 4] = std::array::from_fn(|g| {
+        let mut idx = [0i16; 32];
+        for (p, v) in idx.iter_mut().enumerate() {
+            *v = (4 * g + p / 8) as i16;
+        }
+        // SAFETY: 32 i16 are 64 bytes.
+        unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) }
+    });
+    let mut acc = _mm512_setzero_ps();
+    let mut offsets = _mm256_setzero_ps();
+    for (w, a) in weights.iter().zip(activations) {
+        // SAFETY (all loads below): fixed-size arrays of the sizes loaded, unaligned loads.
+        let scales = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(w.scales.as_ptr().cast())) };
+        let scales = _mm512_castsi256_si512(scales);
+        let mut sum = _mm512_setzero_si512();
+        for half in 0..2 {
+            let ql = unsafe { _mm512_loadu_si512(w.ql.as_ptr().add(64 * half).cast()) };
+            let qh = unsafe { _mm256_loadu_si256(w.qh.as_ptr().add(32 * half).cast()) };
+            // High bits for weights 0..64 of the half (qh bits 0-1, then 2-3) and 64..128
+            // (bits 4-5, then 6-7), each moved to bits 4-5 of a byte.
+            let qh_first = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<2>(qh));
+            let qh_second = _mm512_srli_epi16::<4>(qh_first);
+            let first =
+                _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_slli_epi16::<4>(_mm512_and_si512(qh_first, low2)));
+            let second = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low4),
+                _mm512_slli_epi16::<4>(_mm512_and_si512(qh_second, low2)),
+            );
+            for (g, quants) in [first, second].into_iter().enumerate() {
+                let group = 2 * half + g;
+                let x = unsafe { _mm512_loadu_si512(a.qs.as_ptr().add(64 * group).cast()) };
+                let pairs = _mm512_maddubs_epi16(quants, x);
+                let lane_scales = _mm512_permutexvar_epi16(scale_lanes[group], scales);
+                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(pairs, lane_scales));
+            }
+        }
+        let d = w.d.to_f32() * a.d;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+        // The "- 32" of every weight: 32 · Σ scale_s · (sum of the activations under s).
+        let sums = unsafe { _mm256_loadu_si256(a.sums.as_ptr().cast()) };
+        let scaled_sums = _mm256_madd_epi16(sums, _mm512_castsi512_si256(scales));
+        offsets = _mm256_fmadd_ps(_mm256_cvtepi32_ps(scaled_sums), _mm256_set1_ps(-32.0 * d), offsets);
+    }
+    _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(_mm512_castps256_ps512(offsets))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn dot_q6k(_: &[BlockQ6K], _: &[ActivationBlock]) -> f32 {
+    unreachable!("a KMatrix is only made where the kernels are available")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn dot_q4k(_: &[BlockQ4K], _: &[ActivationBlock]) -> f32 {
+    unreachable!("a KMatrix is only made where the kernels are available")
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::QMatMul;
+    use candle_core::{Device, Module, Tensor};
+
+    use super::*;
+    use crate::test_support::{rms_error, values};
+
+    #[test]
+    fn dequantises_like_candle_and_multiplies_at_least_as_accurately() {
+        if !available() {
+            eprintln!("skipped: no AVX-512 BW on this CPU");
+            return;
+        }
+        let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        for (dtype, rows, cols) in [GgmlDType::Q4K, GgmlDType::Q6K]
+            .into_iter()
+            .flat_map(|dtype| [(dtype, 64, 512), (dtype, 7, 256), (dtype, 96, 1536)])
+        {
+            let w = Tensor::from_vec(values(rows * cols, 5), (rows, cols), &Device::Cpu).unwrap();
+            let q = Arc::new(QTensor::quantize(&w, dtype).unwrap());
+            let ours = view(&q).unwrap().unwrap();
+            let dequantized = q.dequantize(&Device::Cpu).unwrap();
+            let mut row = vec![0f32; cols];
+            ours.dequantize_row(rows - 1, &mut row).unwrap();
+            assert_eq!(row, flat(dequantized.get(rows - 1).unwrap()), "{dtype:?}");
+            let candle = QMatMul::from_arc(q).unwrap();
+            for m in [1, 2, 5] {
+                let x = values(m * cols, m as u64 + 1);
+                let xt = Tensor::from_vec(x.clone(), (m, cols), &Device::Cpu).unwrap();
+                let exact = flat(xt.matmul(&dequantized.t().unwrap()).unwrap());
+                let candle_error = rms_error(&flat(candle.forward(&xt).unwrap()), &exact);
+                let mut got = vec![0f32; m * rows];
+                ours.matmul(&x, &mut got).unwrap();
+                let error = rms_error(&got, &exact);
+                let scale = rms_error(&exact, &vec![0.0; exact.len()]);
+                assert!(
+                    error <= candle_error * 1.25 + 1e-5 * scale && error < 0.02 * scale,
+                    "{dtype:?} {rows}×{cols} m={m}: error {error} vs candle's {candle_error}, outputs ~{scale}"
+                );
+            }
+        }
+    }
+}
