@@ -117,7 +117,7 @@ impl GgufModel {
         stop_tokens.sort_unstable();
         stop_tokens.dedup();
 
-        let add_bos = md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+        let add_bos = tokenizer::adds_bos(md);
         let context_len = ModelWeights::context_length(&architecture, &content);
         let weights =
             ModelWeights::load(&architecture, content, &mut reader, device).map_err(|e| load_error(path, e))?;
