@@ -1,6 +1,6 @@
 //! The tokenizer against llama.cpp without a real model: the SentencePiece test vocabularies in
 //! `tests/fixtures/tokenizer/` (built by `make_spm_vocab.py`, reference ids from llama.cpp's
-//! `llama-tokenize`).
+//! `llama-tokenize`), and the `tokenizer.json` lookup beside a GGUF.
 //!
 //! With `LLAMA_CPP_VOCABS` set to a directory of llama.cpp's `ggml-vocab-*.gguf` files (its
 //! `models/` folder) and `LLAMA_TOKENIZE` to its `llama-tokenize`, one more test compares real
@@ -87,6 +87,58 @@ fn sentencepiece_prompts_get_bos_and_gemma_turn_tokens_stop() {
     // Control tokens vanish when decoding generated text; user-defined ones are text.
     let ids = gemma.encode("<start_of_turn>a\n\nb<end_of_turn>", false).unwrap().get_ids().to_vec();
     assert_eq!(gemma.decode(&ids, true).unwrap(), "a\n\nb");
+}
+
+/// A GGUF copied into a temporary directory, with whatever tokenizer.json files the test adds.
+fn model_in_temp_dir(file_name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name);
+    std::fs::copy(repo_path("tests/fixtures/tokenizer/spm-llama.gguf"), &path).unwrap();
+    (dir, path)
+}
+
+/// A minimal Hugging Face tokenizer.json: a word-level model over three words.
+fn word_level_tokenizer_json(words: &[&str]) -> String {
+    let vocab: serde_json::Map<String, Value> =
+        words.iter().enumerate().map(|(i, w)| (w.to_string(), Value::from(i))).collect();
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": words[0]}
+    })
+    .to_string()
+}
+
+#[test]
+fn a_tokenizer_json_beside_the_gguf_wins_over_the_metadata() {
+    let (dir, gguf) = model_in_temp_dir("tiny.gguf");
+    let from_metadata = load_gguf_tokenizer(&gguf).unwrap().encode("Hello world", false).unwrap().get_ids().to_vec();
+    assert_ne!(from_metadata, vec![1, 2]);
+
+    std::fs::write(dir.path().join("tokenizer.json"), word_level_tokenizer_json(&["<unk>", "Hello", "world"])).unwrap();
+    let ids = load_gguf_tokenizer(&gguf).unwrap().encode("Hello world", false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, vec![1, 2], "tokenizer.json is used");
+
+    // `<stem>.tokenizer.json` is more specific than `tokenizer.json`.
+    std::fs::write(dir.path().join("tiny.tokenizer.json"), word_level_tokenizer_json(&["<unk>", "world", "Hello"]))
+        .unwrap();
+    let ids = load_gguf_tokenizer(&gguf).unwrap().encode("Hello world", false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, vec![2, 1], "tiny.tokenizer.json is used");
+}
+
+#[test]
+fn a_broken_tokenizer_json_is_a_load_error_naming_the_file() {
+    let (dir, gguf) = model_in_temp_dir("tiny.gguf");
+    let broken = dir.path().join("tiny.tokenizer.json");
+    std::fs::write(&broken, "{\"model\": ").unwrap();
+    let error = load_gguf_tokenizer(&gguf).unwrap_err().to_string();
+    assert!(error.contains(&broken.display().to_string()), "{error}");
 }
 
 /// Every `ggml-vocab-*.gguf` in `LLAMA_CPP_VOCABS` we support, against `LLAMA_TOKENIZE` on its

@@ -1,4 +1,5 @@
-//! The tokenizer, rebuilt from a GGUF's own metadata so no `tokenizer.json` is needed.
+//! The tokenizer, rebuilt from a GGUF's own metadata so no `tokenizer.json` is needed (one next
+//! to the GGUF still wins, see [`for_gguf`]).
 //!
 //! llama.cpp's ids are the reference (`tests/fixtures/tokenizer/`); candle's
 //! `Tokenizer::from_gguf` adds a prefix space and gets SmolLM2 wrong. Two vocabulary kinds:
@@ -19,6 +20,7 @@
 //! tokens are matched whole too but are ordinary text when decoding.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Value;
 use tokenizers::decoders::byte_fallback::ByteFallback;
@@ -203,6 +205,34 @@ const PRE_TOKENIZERS: &[PreTokenizer] = &[
 /// `tokenizer.ggml.pre` values llama.cpp gives a BOS by default (when the file does not say).
 const ADDS_BOS_BY_DEFAULT: &[&str] =
     &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "tekken"];
+
+/// The tokenizer for the GGUF at `path`: a `<stem>.tokenizer.json` or `tokenizer.json` beside it
+/// when there is one (the model's own Hugging Face tokenizer), otherwise built from `metadata`.
+pub fn for_gguf(path: &Path, metadata: &HashMap<String, Value>) -> Result<Tokenizer, EngineError> {
+    let Some(json) = tokenizer_json_beside(path) else {
+        tracing::info!(model = %path.display(), source = "GGUF metadata", "tokenizer");
+        return from_gguf_metadata(metadata);
+    };
+    tracing::info!(model = %path.display(), source = %json.display(), "tokenizer");
+    let tokenizer = Tokenizer::from_file(&json)
+        .map_err(|e| EngineError::Tokenizer(format!("{} is not a usable tokenizer.json: {e}", json.display())))?;
+    let gguf_tokens = metadata.get("tokenizer.ggml.tokens").and_then(|v| v.to_vec().ok()).map(Vec::len);
+    if let Some(n) = gguf_tokens.filter(|&n| n != tokenizer.get_vocab_size(true)) {
+        tracing::warn!(
+            file = %json.display(),
+            tokenizer_json = tokenizer.get_vocab_size(true),
+            gguf = n,
+            "tokenizer.json and the GGUF disagree on the vocabulary size; is it the right model's?"
+        );
+    }
+    Ok(tokenizer)
+}
+
+fn tokenizer_json_beside(path: &Path) -> Option<PathBuf> {
+    let dir = path.parent().unwrap_or_else(|| Path::new(""));
+    let stem = path.file_stem()?.to_string_lossy();
+    [dir.join(format!("{stem}.tokenizer.json")), dir.join("tokenizer.json")].into_iter().find(|p| p.is_file())
+}
 
 /// Whether prompts start with the BOS token: `tokenizer.ggml.add_bos_token`, else llama.cpp's
 /// default for the vocabulary (SentencePiece and the Llama 3 family add one).
