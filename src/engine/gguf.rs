@@ -81,7 +81,7 @@ fn read_content(path: &Path) -> Result<(Content, BufReader<File>), EngineError> 
 /// The tokenizer alone, without loading the weights (for `bidder tokenize`).
 pub fn load_gguf_tokenizer(path: &Path) -> Result<Tokenizer, EngineError> {
     let (content, _) = read_content(path)?;
-    tokenizer::from_gguf_metadata(&content.metadata)
+    tokenizer::for_gguf(path, &content.metadata)
 }
 
 /// What a model is called in metadata, logs and metrics: its file name without `.gguf`.
@@ -104,7 +104,7 @@ impl GgufModel {
             .cloned()
             .ok_or_else(|| load_error(path, "GGUF metadata lacks general.architecture"))?;
         architecture::ensure_supported(&architecture).map_err(|e| load_error(path, e))?;
-        let tokenizer = tokenizer::from_gguf_metadata(md).map_err(|e| load_error(path, e))?;
+        let tokenizer = tokenizer::for_gguf(path, md).map_err(|e| load_error(path, e))?;
         let token_text = |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default();
         let bos_id = metadata_u32(md, "tokenizer.ggml.bos_token_id");
         let eos_id = metadata_u32(md, "tokenizer.ggml.eos_token_id");
@@ -117,7 +117,7 @@ impl GgufModel {
         stop_tokens.sort_unstable();
         stop_tokens.dedup();
 
-        let add_bos = md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+        let add_bos = tokenizer::adds_bos(md);
         let context_len = ModelWeights::context_length(&architecture, &content);
         let weights = ModelWeights::load(&architecture, content, &mut reader, context_len, device)
             .map_err(|e| load_error(path, e))?;
