@@ -125,7 +125,12 @@ fn a_tokenizer_json_beside_the_gguf_wins_over_the_metadata() {
     let ids = load_gguf_tokenizer(&gguf).unwrap().encode("Hello world", false).unwrap().get_ids().to_vec();
     assert_eq!(ids, vec![1, 2], "tokenizer.json is used");
 
-    // `<stem>.tokenizer.json` is more specific than `tokenizer.json`.
+    // In a folder of several models, a plain tokenizer.json could be any of theirs: ignored.
+    std::fs::copy(&gguf, dir.path().join("other.gguf")).unwrap();
+    let ids = load_gguf_tokenizer(&gguf).unwrap().encode("Hello world", false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, from_metadata, "a shared tokenizer.json is ignored");
+
+    // `<stem>.tokenizer.json` names its model, and wins wherever it is.
     std::fs::write(dir.path().join("tiny.tokenizer.json"), word_level_tokenizer_json(&["<unk>", "world", "Hello"]))
         .unwrap();
     let ids = load_gguf_tokenizer(&gguf).unwrap().encode("Hello world", false).unwrap().get_ids().to_vec();

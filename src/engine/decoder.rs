@@ -53,15 +53,15 @@ enum Weights {
 impl Weights {
     fn new(tensor: QTensor) -> Result<Self> {
         let tensor = Arc::new(tensor);
-        if tensor.device().is_cpu() {
-            if let Some(matrix) = cpu_matrix_view(&tensor).map_err(kernel_error)? {
-                let (rows, cols) = tensor.shape().dims2()?;
-                let prefill = match candle_repacks(tensor.dtype(), rows, cols) {
-                    true => Some(QMatMul::from_arc(tensor)?),
-                    false => None,
-                };
-                return Ok(Self::Cpu { matrix: Arc::from(matrix), prefill });
-            }
+        if tensor.device().is_cpu()
+            && let Some(matrix) = cpu_matrix_view(&tensor).map_err(kernel_error)?
+        {
+            let (rows, cols) = tensor.shape().dims2()?;
+            let prefill = match candle_repacks(tensor.dtype(), rows, cols) {
+                true => Some(QMatMul::from_arc(tensor)?),
+                false => None,
+            };
+            return Ok(Self::Cpu { matrix: Arc::from(matrix), prefill });
         }
         Ok(Self::Candle(QMatMul::from_arc(tensor)?))
     }

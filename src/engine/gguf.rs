@@ -44,10 +44,10 @@ impl PromptEncoder {
         let encoding =
             self.tokenizer.encode(text.as_str(), false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         let mut ids = encoding.get_ids().to_vec();
-        if let Some(bos) = self.bos_to_prepend {
-            if ids.first() != Some(&bos) {
-                ids.insert(0, bos);
-            }
+        if let Some(bos) = self.bos_to_prepend
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
         }
         Ok(ids)
     }

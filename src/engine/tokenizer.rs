@@ -206,8 +206,10 @@ const PRE_TOKENIZERS: &[PreTokenizer] = &[
 const ADDS_BOS_BY_DEFAULT: &[&str] =
     &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "tekken"];
 
-/// The tokenizer for the GGUF at `path`: a `<stem>.tokenizer.json` or `tokenizer.json` beside it
-/// when there is one (the model's own Hugging Face tokenizer), otherwise built from `metadata`.
+/// The tokenizer for the GGUF at `path`: the model's own Hugging Face tokenizer when one lies
+/// beside it — `<stem>.tokenizer.json`, or a plain `tokenizer.json` when the GGUF is the only one
+/// in its folder (a hub snapshot; in a shared `models/` folder a plain `tokenizer.json` could
+/// belong to any of them, so it is ignored there) — otherwise built from `metadata`.
 pub fn for_gguf(path: &Path, metadata: &HashMap<String, Value>) -> Result<Tokenizer, EngineError> {
     let Some(json) = tokenizer_json_beside(path) else {
         tracing::info!(model = %path.display(), source = "GGUF metadata", "tokenizer");
@@ -229,9 +231,30 @@ pub fn for_gguf(path: &Path, metadata: &HashMap<String, Value>) -> Result<Tokeni
 }
 
 fn tokenizer_json_beside(path: &Path) -> Option<PathBuf> {
-    let dir = path.parent().unwrap_or_else(|| Path::new(""));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
     let stem = path.file_stem()?.to_string_lossy();
-    [dir.join(format!("{stem}.tokenizer.json")), dir.join("tokenizer.json")].into_iter().find(|p| p.is_file())
+    let own = dir.join(format!("{stem}.tokenizer.json"));
+    if own.is_file() {
+        return Some(own);
+    }
+    let shared = dir.join("tokenizer.json");
+    if !shared.is_file() {
+        return None;
+    }
+    let ggufs = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "gguf")).count()
+        })
+        .unwrap_or(0);
+    if ggufs == 1 {
+        Some(shared)
+    } else {
+        tracing::warn!(
+            file = %shared.display(),
+            "ignoring tokenizer.json: its folder holds several GGUFs; name it <model>.tokenizer.json to use it"
+        );
+        None
+    }
 }
 
 /// Whether prompts start with the BOS token: `tokenizer.ggml.add_bos_token`, else llama.cpp's

@@ -123,10 +123,10 @@ async fn execute(
         metrics::counter!("bidder_auth_failures_total", "reason" => reason.reason()).increment(1);
     })?;
     let brief = parse_brief(&body)?;
-    if let Some(header_id) = headers.get(auth::TASK_ID_HEADER).and_then(|v| v.to_str().ok()) {
-        if header_id != brief.task_id {
-            tracing::warn!(header_id, task_id = %brief.task_id, "X-AITasker-Task-ID differs from the body's task_id; using the body's");
-        }
+    if let Some(header_id) = headers.get(auth::TASK_ID_HEADER).and_then(|v| v.to_str().ok())
+        && header_id != brief.task_id
+    {
+        tracing::warn!(header_id, task_id = %brief.task_id, "X-AITasker-Task-ID differs from the body's task_id; using the body's");
     }
     let pipeline = state.pipeline.get().ok_or(ApiError::NotReady)?;
     let span = tracing::info_span!("task", task_id = %brief.task_id, phase = %brief.phase, task_type = brief.task_type.as_deref().unwrap_or(""));
