@@ -1,7 +1,8 @@
-//! One interface over the GGUF model families candle implements, chosen by
-//! `general.architecture`: llama (Llama 2/3, Mistral, SmolLM), qwen2, qwen3, gemma3 and phi3.
-//! It hides their differences — how the KV cache is reset between requests, how long a context
-//! each supports, what shape the logits come back in.
+//! One interface over the GGUF model families we run, chosen by `general.architecture`: llama
+//! (Llama 2/3, Mistral, SmolLM) and qwen2 on our own [`Decoder`], mixture-of-experts llama,
+//! qwen3, gemma3 and phi3 on candle-transformers. It hides their differences — how the KV cache
+//! is reset between requests, how long a context each supports, what shape the logits come back
+//! in.
 
 use std::io::{Read, Seek};
 

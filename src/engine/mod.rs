@@ -1,8 +1,10 @@
 //! Local inference. The rest of the service sees only [`TextGenerator`]: chat messages, a token
 //! limit and a deadline in; text, token counts and timings out. Behind it the candle engine runs
-//! a GGUF model on a dedicated worker thread ([`worker`]), with the tokenizer rebuilt from the
-//! GGUF's own metadata ([`tokenizer`]) and the GGUF's own chat template ([`chat_template`]).
-//! [`fake::FakeGenerator`] is the deterministic stand-in the HTTP and strategy tests use.
+//! a GGUF model on a dedicated worker thread ([`worker`]) — llama and qwen2 files on our own
+//! forward pass (`decoder`, with the CPU kernels of `bidder-kernels`), the other families through
+//! [`architecture`] — with the tokenizer rebuilt from the GGUF's own metadata ([`tokenizer`]) and
+//! the GGUF's own chat template ([`chat_template`]). [`fake::FakeGenerator`] is the deterministic
+//! stand-in the HTTP and strategy tests use.
 
 pub mod admission;
 pub mod architecture;

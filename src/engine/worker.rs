@@ -3,9 +3,9 @@
 //! [`AdmissionQueue`]. Async callers get a future; dropping it closes the reply channel, which
 //! the worker notices between forward passes and stops.
 //!
-//! On a CPU, one worker is right: candle runs every forward pass on one global thread pool that
-//! already uses all the cores, so a second worker only interleaves with the first (each job
-//! slower, none sooner). On CUDA each worker loads and runs its model on its own thread.
+//! On a CPU, one worker is right: every matmul of a forward pass is split over one global rayon
+//! pool that already uses all the cores, so a second worker only interleaves with the first
+//! (each job slower, none sooner). On CUDA each worker loads and runs its model on its own thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
