@@ -79,6 +79,7 @@ fn whole_prototype(c: &mut Criterion) {
         workers: 1,
         queue_capacity: 4,
         sampling: SamplingConfig { temperature: 0.4, top_k: 40, top_p: 0.9, repeat_penalty: 1.15, repeat_last_n: 128 },
+        load: Default::default(),
     };
     let (engine, _) = LocalEngine::start(&config).expect("run scripts/fetch-models.sh first");
     let pipeline = Pipeline::new(PhaseRoutes::single(Arc::new(engine)), StrategyConfig::default());

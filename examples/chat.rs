@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
         workers: 1,
         queue_capacity: 1,
         sampling: SamplingConfig { temperature, top_k: 40, top_p: 0.9, repeat_penalty: 1.15, repeat_last_n: 128 },
+        load: Default::default(),
     };
     let (engine, _) = LocalEngine::start(&config)?;
     let started = Instant::now();

@@ -181,6 +181,7 @@ fn bench_model(args: BenchModelArgs) -> anyhow::Result<()> {
         args.prompt_tokens,
         args.gen_tokens,
         args.repetitions,
+        bidder::config::LoadOptions { lean_memory: args.lean_memory },
     )?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -22,6 +22,8 @@ use crate::ShapeError;
 use crate::ggml::{Blocks, CpuMatrix, SharedOutput, check_row, check_shapes, run_in_parallel};
 
 const QK: usize = 256;
+/// Activation rows (tokens) multiplied against one unpacked weight block.
+const ROW_GROUP: usize = 4;
 
 /// ggml's `block_q6_k`, byte for byte (candle's `BlockQ6K` has the same layout).
 #[derive(Clone, Copy)]
@@ -58,9 +60,12 @@ pub fn available() -> bool {
 /// A block type with a kernel here.
 pub(crate) trait KBlock: Copy + Send + Sync + 'static {
     const DTYPE: GgmlDType;
+    /// Dot products of one weight row with up to [`ROW_GROUP`] activation rows: `R` rows, each
+    /// as long as `weights`; the block is unpacked once for all of them.
+    ///
     /// # Safety
-    /// Only where [`available`]; both slices equally long.
-    unsafe fn dot(weights: &[Self], activations: &[ActivationBlock]) -> f32;
+    /// Only where [`available`].
+    unsafe fn dot<const R: usize>(weights: &[Self], activations: [&[ActivationBlock]; R]) -> [f32; R];
     fn dequantize(&self, out: &mut [f32]);
 }
 
@@ -116,12 +121,27 @@ impl<B: KBlock> CpuMatrix for KMatrix<B> {
         run_in_parallel(rows, m * self.cols, |range| {
             for row in range {
                 let weights = self.row(row);
-                for (t, a) in activations.chunks_exact(per_row).enumerate() {
+                let activation_row = |t: usize| &activations[t * per_row..(t + 1) * per_row];
+                let mut t = 0;
+                while t < m {
+                    let group = (m - t).min(ROW_GROUP);
+                    let mut sums = [0f32; ROW_GROUP];
+                    let rows_from = |i: usize| activation_row(t + i);
                     // SAFETY: `available()` was checked when the matrix was made.
-                    let value = unsafe { B::dot(weights, a) };
-                    // SAFETY: each call owns its weight rows, i.e. its own output columns, and
-                    // `t < m`: writes never overlap and stay inside `out`.
-                    unsafe { out.write(t * rows + row, value) };
+                    unsafe {
+                        match group {
+                            4 => sums = B::dot::<4>(weights, std::array::from_fn(rows_from)),
+                            3 => sums[..3].copy_from_slice(&B::dot::<3>(weights, std::array::from_fn(rows_from))),
+                            2 => sums[..2].copy_from_slice(&B::dot::<2>(weights, std::array::from_fn(rows_from))),
+                            _ => sums[..1].copy_from_slice(&B::dot::<1>(weights, std::array::from_fn(rows_from))),
+                        }
+                    }
+                    for (i, value) in sums[..group].iter().enumerate() {
+                        // SAFETY: each call owns its weight rows, i.e. its own output columns,
+                        // and `t + i < m`: writes never overlap and stay inside `out`.
+                        unsafe { out.write((t + i) * rows + row, *value) };
+                    }
+                    t += group;
                 }
             }
         });
@@ -140,7 +160,7 @@ impl<B: KBlock> CpuMatrix for KMatrix<B> {
 impl KBlock for BlockQ6K {
     const DTYPE: GgmlDType = GgmlDType::Q6K;
 
-    unsafe fn dot(weights: &[Self], activations: &[ActivationBlock]) -> f32 {
+    unsafe fn dot<const R: usize>(weights: &[Self], activations: [&[ActivationBlock]; R]) -> [f32; R] {
         // SAFETY: passed on from the caller.
         unsafe { dot_q6k(weights, activations) }
     }
@@ -184,7 +204,7 @@ impl BlockQ4K {
 impl KBlock for BlockQ4K {
     const DTYPE: GgmlDType = GgmlDType::Q4K;
 
-    unsafe fn dot(weights: &[Self], activations: &[ActivationBlock]) -> f32 {
+    unsafe fn dot<const R: usize>(weights: &[Self], activations: [&[ActivationBlock]; R]) -> [f32; R] {
         // SAFETY: passed on from the caller.
         unsafe { dot_q4k(weights, activations) }
     }
@@ -228,10 +248,12 @@ fn quantize(values: &[f32]) -> ActivationBlock {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn dot_q4k(weights: &[BlockQ4K], activations: &[ActivationBlock]) -> f32 {
+unsafe fn dot_q4k<const R: usize>(weights: &[BlockQ4K], activations: [&[ActivationBlock]; R]) -> [f32; R] {
     use std::arch::x86_64::*;
 
-    assert_eq!(weights.len(), activations.len());
+    for row in &activations {
+        assert_eq!(weights.len(), row.len());
+    }
     let low4 = _mm256_set1_epi8(0x0F);
     // Scale index for each i16 lane of a 64-weight chunk: lanes 0..16 hold weights 0..32 of
     // the chunk (sub-block 2c), lanes 16..32 the rest (sub-block 2c + 1).
@@ -243,41 +265,50 @@ unsafe fn dot_q4k(weights: &[BlockQ4K], activations: &[ActivationBlock]) -> f32 
         // SAFETY: 32 i16 are 64 bytes.
         unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) }
     });
-    let mut acc = _mm512_setzero_ps();
-    let mut minimums = _mm256_setzero_ps();
-    for (w, a) in weights.iter().zip(activations) {
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut minimums = [_mm256_setzero_ps(); R];
+    for (b, w) in weights.iter().enumerate() {
         let (scales, mins) = w.scales_and_mins();
-        // SAFETY (all loads below): fixed-size arrays of the sizes loaded, unaligned loads.
         let scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(scales as i64)));
-        let mut sum = _mm512_setzero_si512();
+        let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
+        let mins = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
+        let mut sum = [_mm512_setzero_si512(); R];
         for (chunk, lanes) in scale_lanes.iter().enumerate() {
+            // SAFETY (loads): fixed-size arrays of the sizes loaded, unaligned loads.
             let packed = unsafe { _mm256_loadu_si256(w.qs.as_ptr().add(32 * chunk).cast()) };
             let low = _mm256_and_si256(packed, low4);
             let high = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low4);
             let quants = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high);
-            let x = unsafe { _mm512_loadu_si512(a.qs.as_ptr().add(64 * chunk).cast()) };
-            let pairs = _mm512_maddubs_epi16(quants, x);
             let lane_scales = _mm512_permutexvar_epi16(*lanes, scales);
-            sum = _mm512_add_epi32(sum, _mm512_madd_epi16(pairs, lane_scales));
+            for r in 0..R {
+                // SAFETY: `b` is in bounds of every row (asserted above).
+                let a = unsafe { activations[r].get_unchecked(b) };
+                let x = unsafe { _mm512_loadu_si512(a.qs.as_ptr().add(64 * chunk).cast()) };
+                let pairs = _mm512_maddubs_epi16(quants, x);
+                sum[r] = _mm512_add_epi32(sum[r], _mm512_madd_epi16(pairs, lane_scales));
+            }
         }
-        let d = w.d.to_f32() * a.d;
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
-        // dmin · min_j · (sum of the activations of sub-block j = two sums of 16).
-        let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
-        let mins = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
-        let sums = unsafe { _mm256_loadu_si256(a.sums.as_ptr().cast()) };
-        let weighted = _mm256_madd_epi16(sums, mins);
-        minimums = _mm256_fmadd_ps(_mm256_cvtepi32_ps(weighted), _mm256_set1_ps(-w.dmin.to_f32() * a.d), minimums);
+        let (d, dmin) = (w.d.to_f32(), w.dmin.to_f32());
+        for r in 0..R {
+            let a = unsafe { activations[r].get_unchecked(b) };
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[r]), _mm512_set1_ps(d * a.d), acc[r]);
+            // dmin · min_j · (sum of the activations of sub-block j = two sums of 16).
+            let sums = unsafe { _mm256_loadu_si256(a.sums.as_ptr().cast()) };
+            let weighted = _mm256_madd_epi16(sums, mins);
+            minimums[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(weighted), _mm256_set1_ps(-dmin * a.d), minimums[r]);
+        }
     }
-    _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(_mm512_castps256_ps512(minimums))
+    std::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + _mm512_reduce_add_ps(_mm512_castps256_ps512(minimums[r])))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn dot_q6k(weights: &[BlockQ6K], activations: &[ActivationBlock]) -> f32 {
+unsafe fn dot_q6k<const R: usize>(weights: &[BlockQ6K], activations: [&[ActivationBlock]; R]) -> [f32; R] {
     use std::arch::x86_64::*;
 
-    assert_eq!(weights.len(), activations.len());
+    for row in &activations {
+        assert_eq!(weights.len(), row.len());
+    }
     let low4 = _mm512_set1_epi8(0x0F);
     let low2 = _mm512_set1_epi8(0x03);
     // Scale index for each i16 lane of a 64-weight group: lane p holds weights 2p and 2p+1,
@@ -290,13 +321,14 @@ unsafe fn dot_q6k(weights: &[BlockQ6K], activations: &[ActivationBlock]) -> f32 
         // SAFETY: 32 i16 are 64 bytes.
         unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) }
     });
-    let mut acc = _mm512_setzero_ps();
-    let mut offsets = _mm256_setzero_ps();
-    for (w, a) in weights.iter().zip(activations) {
-        // SAFETY (all loads below): fixed-size arrays of the sizes loaded, unaligned loads.
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut offsets = [_mm256_setzero_ps(); R];
+    for (b, w) in weights.iter().enumerate() {
+        // SAFETY (all loads below): fixed-size arrays of the sizes loaded, unaligned loads;
+        // `b` is in bounds of every activation row (asserted above).
         let scales = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(w.scales.as_ptr().cast())) };
         let scales = _mm512_castsi256_si512(scales);
-        let mut sum = _mm512_setzero_si512();
+        let mut sum = [_mm512_setzero_si512(); R];
         for half in 0..2 {
             let ql = unsafe { _mm512_loadu_si512(w.ql.as_ptr().add(64 * half).cast()) };
             let qh = unsafe { _mm256_loadu_si256(w.qh.as_ptr().add(32 * half).cast()) };
@@ -312,29 +344,35 @@ unsafe fn dot_q6k(weights: &[BlockQ6K], activations: &[ActivationBlock]) -> f32 
             );
             for (g, quants) in [first, second].into_iter().enumerate() {
                 let group = 2 * half + g;
-                let x = unsafe { _mm512_loadu_si512(a.qs.as_ptr().add(64 * group).cast()) };
-                let pairs = _mm512_maddubs_epi16(quants, x);
                 let lane_scales = _mm512_permutexvar_epi16(scale_lanes[group], scales);
-                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(pairs, lane_scales));
+                for r in 0..R {
+                    let a = unsafe { activations[r].get_unchecked(b) };
+                    let x = unsafe { _mm512_loadu_si512(a.qs.as_ptr().add(64 * group).cast()) };
+                    let pairs = _mm512_maddubs_epi16(quants, x);
+                    sum[r] = _mm512_add_epi32(sum[r], _mm512_madd_epi16(pairs, lane_scales));
+                }
             }
         }
-        let d = w.d.to_f32() * a.d;
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
-        // The "- 32" of every weight: 32 · Σ scale_s · (sum of the activations under s).
-        let sums = unsafe { _mm256_loadu_si256(a.sums.as_ptr().cast()) };
-        let scaled_sums = _mm256_madd_epi16(sums, _mm512_castsi512_si256(scales));
-        offsets = _mm256_fmadd_ps(_mm256_cvtepi32_ps(scaled_sums), _mm256_set1_ps(-32.0 * d), offsets);
+        let d = w.d.to_f32();
+        for r in 0..R {
+            let a = unsafe { activations[r].get_unchecked(b) };
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[r]), _mm512_set1_ps(d * a.d), acc[r]);
+            // The "- 32" of every weight: 32 · Σ scale_s · (sum of the activations under s).
+            let sums = unsafe { _mm256_loadu_si256(a.sums.as_ptr().cast()) };
+            let scaled_sums = _mm256_madd_epi16(sums, _mm512_castsi512_si256(scales));
+            offsets[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(scaled_sums), _mm256_set1_ps(-32.0 * d * a.d), offsets[r]);
+        }
     }
-    _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(_mm512_castps256_ps512(offsets))
+    std::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) + _mm512_reduce_add_ps(_mm512_castps256_ps512(offsets[r])))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_q6k(_: &[BlockQ6K], _: &[ActivationBlock]) -> f32 {
+unsafe fn dot_q6k<const R: usize>(_: &[BlockQ6K], _: [&[ActivationBlock]; R]) -> [f32; R] {
     unreachable!("a KMatrix is only made where the kernels are available")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_q4k(_: &[BlockQ4K], _: &[ActivationBlock]) -> f32 {
+unsafe fn dot_q4k<const R: usize>(_: &[BlockQ4K], _: [&[ActivationBlock]; R]) -> [f32; R] {
     unreachable!("a KMatrix is only made where the kernels are available")
 }
 
@@ -365,7 +403,7 @@ mod tests {
             ours.dequantize_row(rows - 1, &mut row).unwrap();
             assert_eq!(row, flat(dequantized.get(rows - 1).unwrap()), "{dtype:?}");
             let candle = QMatMul::from_arc(q).unwrap();
-            for m in [1, 2, 5] {
+            for m in [1, 2, 3, 4, 5, 9] {
                 let x = values(m * cols, m as u64 + 1);
                 let xt = Tensor::from_vec(x.clone(), (m, cols), &Device::Cpu).unwrap();
                 let exact = flat(xt.matmul(&dequantized.t().unwrap()).unwrap());

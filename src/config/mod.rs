@@ -139,6 +139,11 @@ pub struct ModelArgs {
     /// forward pass already uses every core.
     #[arg(long, env = "BIDDER_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// CPU: leave out the repacked copy of Q4_K/Q6_K/Q8_0 weights that candle's fast prefill
+    /// kernels keep beside the original (about half the memory of a K-quant model, for a
+    /// prefill about 2× slower).
+    #[arg(long, env = "BIDDER_LEAN_MEMORY")]
+    pub lean_memory: bool,
     /// Jobs that may wait for a worker; beyond this, requests are answered 429 at once.
     #[arg(long, env = "BIDDER_QUEUE_CAPACITY", default_value_t = 8)]
     pub queue_capacity: usize,
@@ -222,6 +227,11 @@ pub struct BenchModelArgs {
     /// Timed repetitions; the mean is reported.
     #[arg(long, default_value_t = 3)]
     pub repetitions: usize,
+    /// CPU: leave out the repacked copy of Q4_K/Q6_K/Q8_0 weights that candle's fast prefill
+    /// kernels keep beside the original (about half the memory of a K-quant model, for a
+    /// prefill about 2× slower).
+    #[arg(long, env = "BIDDER_LEAN_MEMORY")]
+    pub lean_memory: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -304,6 +314,14 @@ pub struct EngineConfig {
     pub workers: usize,
     pub queue_capacity: usize,
     pub sampling: SamplingConfig,
+    pub load: LoadOptions,
+}
+
+/// How a model's weights are held in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Skip the repacked prefill copy of K-quant weights on CPU (`--lean-memory`).
+    pub lean_memory: bool,
 }
 
 /// The device a model runs on.
@@ -491,6 +509,7 @@ impl ModelArgs {
             threads,
             workers: self.workers,
             queue_capacity: self.queue_capacity,
+            load: LoadOptions { lean_memory: self.lean_memory },
             sampling: SamplingConfig {
                 temperature: self.temperature,
                 top_k: self.top_k,

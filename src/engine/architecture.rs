@@ -7,6 +7,7 @@
 use std::io::{Read, Seek};
 
 use super::decoder::{self, Decoder};
+use crate::config::LoadOptions;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{
@@ -48,9 +49,10 @@ impl ModelWeights {
         reader: &mut R,
         context_length: usize,
         device: &Device,
+        options: LoadOptions,
     ) -> Result<Self, String> {
         if decoder::handles(architecture, &content) {
-            return Decoder::load(architecture, &content, reader, context_length, device)
+            return Decoder::load(architecture, &content, reader, context_length, device, options)
                 .map(Self::Decoder)
                 .map_err(|e| format!("reading {architecture} weights: {e}"));
         }

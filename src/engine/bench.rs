@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::gguf::GgufModel;
 use super::{ChatMessage, EngineError, GenerationRequest};
-use crate::config::SamplingConfig;
+use crate::config::{LoadOptions, SamplingConfig};
 
 const FILLER: &str = "The quick brown fox jumps over the lazy dog while the bidder measures how fast \
 it reads a prompt and writes an answer, one token at a time, on this machine. ";
@@ -36,9 +36,10 @@ pub fn bench_model(
     prompt_tokens: usize,
     gen_tokens: usize,
     repetitions: usize,
+    options: LoadOptions,
 ) -> Result<BenchReport, EngineError> {
     let load_started = Instant::now();
-    let mut model = GgufModel::load(path, &candle_core::Device::Cpu)?;
+    let mut model = GgufModel::load_with(path, &candle_core::Device::Cpu, options)?;
     let load = load_started.elapsed();
 
     let mut prompt = Vec::with_capacity(prompt_tokens);

@@ -16,6 +16,8 @@ use std::io::{Read, Seek};
 use std::sync::Arc;
 
 use bidder_kernels::{CpuMatrix, cpu_matrix_view};
+
+use crate::config::LoadOptions;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
@@ -51,13 +53,14 @@ enum Weights {
 }
 
 impl Weights {
-    fn new(tensor: QTensor) -> Result<Self> {
+    /// `repack`: whether candle may keep its repacked prefill copy (see [`Weights::Cpu`]).
+    fn new(tensor: QTensor, repack: bool) -> Result<Self> {
         let tensor = Arc::new(tensor);
         if tensor.device().is_cpu()
             && let Some(matrix) = cpu_matrix_view(&tensor).map_err(kernel_error)?
         {
             let (rows, cols) = tensor.shape().dims2()?;
-            let prefill = match candle_repacks(tensor.dtype(), rows, cols) {
+            let prefill = match repack && candle_repacks(tensor.dtype(), rows, cols) {
                 true => Some(QMatMul::from_arc(tensor)?),
                 false => None,
             };
@@ -275,7 +278,9 @@ impl Decoder {
         reader: &mut R,
         max_positions: usize,
         device: &Device,
+        options: LoadOptions,
     ) -> Result<Self> {
+        let repack = !options.lean_memory;
         let key = |name: &str| format!("{architecture}.{name}");
         let required = |name: &str| {
             metadata_u32(content, &key(name))
@@ -308,15 +313,15 @@ impl Decoder {
         let mut rope = Rope::new(head_dim, rope_base, freq_factors, max_positions, device)?;
         rope.interleaved = architecture == "llama";
 
-        let token_embeddings = Weights::new(tensor("token_embd.weight")?)?;
+        let token_embeddings = Weights::new(tensor("token_embd.weight")?, repack)?;
         let norm = tensor("output_norm.weight")?.dequantize(device)?;
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => Weights::new(tensor("output.weight")?)?,
+            true => Weights::new(tensor("output.weight")?, repack)?,
             // Tied embeddings: the output projection is the embedding matrix itself.
             false => match &token_embeddings {
                 // Only the last position reaches the output projection: never a prefill shape.
                 Weights::Cpu { matrix, .. } => Weights::Cpu { matrix: matrix.clone(), prefill: None },
-                Weights::Candle(_) => Weights::new(tensor("token_embd.weight")?)?,
+                Weights::Candle(_) => Weights::new(tensor("token_embd.weight")?, repack)?,
             },
         };
         let output = Linear { weights: output, bias: None };
@@ -329,7 +334,7 @@ impl Decoder {
             let name = |part: &str| format!("blk.{i}.{part}");
             let has = |part: &str| content.tensor_infos.contains_key(&name(part));
             let mut linear = |part: &str| -> Result<Linear> {
-                let weights = Weights::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?)?;
+                let weights = Weights::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?, repack)?;
                 let bias = match has(&format!("{part}.bias")) {
                     true => Some(content.tensor(reader, &name(&format!("{part}.bias")), device)?.dequantize(device)?),
                     false => None,

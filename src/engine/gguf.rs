@@ -17,7 +17,7 @@ use super::architecture::{self, ModelWeights};
 use super::chat_template::{ChatMessage, ChatTemplate};
 use super::sampling::Sampler;
 use super::{EngineError, FinishReason, Generation, GenerationRequest, tokenizer};
-use crate::config::SamplingConfig;
+use crate::config::{LoadOptions, SamplingConfig};
 
 /// Prompt tokens per forward pass during prefill: large enough to batch well, small enough that
 /// the deadline and cancellation are checked every fraction of a second.
@@ -96,6 +96,11 @@ fn metadata_u32(md: &HashMap<String, Value>, key: &str) -> Option<u32> {
 impl GgufModel {
     /// Load weights, tokenizer and template from one GGUF file onto `device`.
     pub fn load(path: &Path, device: &Device) -> Result<Self, EngineError> {
+        Self::load_with(path, device, LoadOptions::default())
+    }
+
+    /// [`GgufModel::load`], with a say in how the weights are held.
+    pub fn load_with(path: &Path, device: &Device, options: LoadOptions) -> Result<Self, EngineError> {
         let (content, mut reader) = read_content(path)?;
         let md = &content.metadata;
         let architecture = md
@@ -119,7 +124,7 @@ impl GgufModel {
 
         let add_bos = tokenizer::adds_bos(md);
         let context_len = ModelWeights::context_length(&architecture, &content);
-        let weights = ModelWeights::load(&architecture, content, &mut reader, context_len, device)
+        let weights = ModelWeights::load(&architecture, content, &mut reader, context_len, device, options)
             .map_err(|e| load_error(path, e))?;
         let name = model_name(path);
         Ok(Self {

@@ -115,7 +115,7 @@ fn load_and_warm(config: &EngineConfig) -> Result<(GgufModel, WorkerReady), Engi
         })?,
     };
     let load_started = Instant::now();
-    let mut model = GgufModel::load(&config.model_path, &device)?;
+    let mut model = GgufModel::load_with(&config.model_path, &device, config.load)?;
     let load = load_started.elapsed();
     let warm_started = Instant::now();
     let speed = warm_up(&mut model, &config.sampling)?;
