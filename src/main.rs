@@ -34,12 +34,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// candle sizes its thread pool from `RAYON_NUM_THREADS` and, when it is unset, re-reads the CPU
-/// count on every forward pass (+11–19% decode when set). It must be set before any thread
-/// starts, which is why this runs first and the runtime is built by hand.
+/// The inference thread pools read their sizes from the environment on first use
+/// ([`bidder::engine::set_cpu_thread_environment`]), so this runs before any thread starts,
+/// which is why the runtime is built by hand.
 fn pin_inference_threads(threads: usize) {
     // SAFETY: called from `main` before any other thread exists.
-    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    unsafe { bidder::engine::set_cpu_thread_environment(threads) };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
