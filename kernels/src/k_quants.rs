@@ -17,11 +17,15 @@
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QTensor};
+use rayon::prelude::*;
 
 use crate::ShapeError;
 use crate::ggml::{Blocks, CpuMatrix, SharedOutput, check_row, check_shapes, run_in_parallel};
 
 const QK: usize = 256;
+/// Blocks of activations one thread quantises before sharing the rest out (a prefill chunk's
+/// inputs are worth splitting, a decode step's are not).
+const QUANTIZE_BLOCKS_PER_TASK: usize = 64;
 /// Activation rows (tokens) multiplied against one unpacked weight block.
 const ROW_GROUP: usize = 4;
 
@@ -115,7 +119,8 @@ impl<B: KBlock> CpuMatrix for KMatrix<B> {
     fn matmul(&self, x: &[f32], out: &mut [f32]) -> Result<(), ShapeError> {
         let m = check_shapes(x, out, self.rows, self.cols)?;
         let per_row = self.cols / QK;
-        let activations: Vec<ActivationBlock> = x.chunks_exact(QK).map(quantize).collect();
+        let activations: Vec<ActivationBlock> =
+            x.par_chunks_exact(QK).with_min_len(QUANTIZE_BLOCKS_PER_TASK).map(quantize).collect();
         let rows = self.rows;
         let out = SharedOutput(out.as_mut_ptr());
         run_in_parallel(rows, m * self.cols, |range| {

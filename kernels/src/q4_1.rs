@@ -8,6 +8,7 @@
 use std::fmt;
 
 use half::f16;
+use rayon::prelude::*;
 
 use crate::ggml::{CpuMatrix, SharedOutput, check_row, check_shapes, run_in_parallel};
 
@@ -150,8 +151,13 @@ impl CpuMatrix for Q4_1Matrix {
     }
 }
 
+/// Blocks of activations one thread quantises before sharing the rest out: a prefill chunk's
+/// inputs (128 × 1536 values) are worth splitting, a decode step's are not.
+const QUANTIZE_BLOCKS_PER_TASK: usize = 512;
+
 fn quantize_activations(x: &[f32]) -> Vec<ActivationBlock> {
-    x.chunks_exact(BLOCK)
+    x.par_chunks_exact(BLOCK)
+        .with_min_len(QUANTIZE_BLOCKS_PER_TASK)
         .map(|values| {
             let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
             let d = amax / 127.0;
