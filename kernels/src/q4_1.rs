@@ -385,10 +385,12 @@ unsafe fn dot_avx2<const R: usize>(weights: &[WeightBlock], activations: [&[Acti
     }
     let low_nibbles = _mm_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
+    // Several tokens are independent chains already; one token needs its own.
+    let chains = if R == 1 { CHAINS } else { 1 };
     let mut acc = [[_mm256_setzero_ps(); CHAINS]; R];
     let mut minimum_terms = [[0f32; CHAINS]; R];
     for (i, w) in weights.iter().enumerate() {
-        let chain = i % CHAINS;
+        let chain = i % chains;
         // SAFETY: `qs` is 16 bytes; unaligned loads.
         let packed = unsafe { _mm_loadu_si128(w.qs.as_ptr().cast()) };
         let low = _mm_and_si128(packed, low_nibbles);
@@ -427,10 +429,12 @@ unsafe fn dot_avx_vnni<const R: usize>(weights: &[WeightBlock], activations: [&[
         assert_eq!(row.len(), weights.len());
     }
     let low_nibbles = _mm_set1_epi8(0x0F);
+    // Several tokens are independent chains already; one token needs its own.
+    let chains = if R == 1 { CHAINS } else { 1 };
     let mut acc = [[_mm256_setzero_ps(); CHAINS]; R];
     let mut minimum_terms = [[0f32; CHAINS]; R];
     for (i, w) in weights.iter().enumerate() {
-        let chain = i % CHAINS;
+        let chain = i % chains;
         // SAFETY: `qs` is 16 bytes; unaligned loads.
         let packed = unsafe { _mm_loadu_si128(w.qs.as_ptr().cast()) };
         let low = _mm_and_si128(packed, low_nibbles);
