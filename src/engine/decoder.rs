@@ -436,8 +436,13 @@ impl Decoder {
         // [kv_heads, group * seq, head_dim] and each key/value head is used where it lies.
         let group = heads / kv_heads;
         let q = q.reshape((kv_heads, group * seq, head_dim))?;
-        let k = k.squeeze(0)?;
-        let v = v.squeeze(0)?;
+        let (k, v) = (k.squeeze(0)?, v.squeeze(0)?);
+        // The cache's views are strided (a prefix of a longer buffer). candle's CPU matmul takes
+        // them as they are; its GPU matmul is not promised to, so there they are copied first.
+        let (k, v) = match k.device().is_cpu() {
+            true => (k, v),
+            false => (k.contiguous()?, v.contiguous()?),
+        };
         let scores = (q.matmul(&k.t()?)? * (1.0 / (head_dim as f64).sqrt()))?;
         let scores = match mask {
             Some(mask) => scores.reshape((kv_heads, group, seq, context))?.broadcast_add(mask)?.reshape((
