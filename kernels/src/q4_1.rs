@@ -445,7 +445,7 @@ unsafe fn dot_avx_vnni<const R: usize>(weights: &[WeightBlock], activations: [&[
             // SAFETY: every activation row has as many blocks as the weight row (asserted above).
             let a = unsafe { activations[r].get_unchecked(i) };
             let quants = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
-            // u8 × i8 pairs summed to i16 (15·127·2 fits), then pairs of those to i32.
+            // u8 × i8 products, four at a time summed straight to i32.
             let products = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), unpacked, quants);
             acc[r][chain] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_set1_ps(d * a.d), acc[r][chain]);
             minimum_terms[r][chain] += m * a.s;
