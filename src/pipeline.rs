@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::config::{PoolConfig, StrategyConfig};
 use crate::engine::{EngineError, FinishReason, GenerationRequest, LoadReport, LocalEngine, TextGenerator};
 use crate::protocol::{Artifact, Brief, ExecuteResponse, Phase, ResponseMetadata, TokenUsage};
-use crate::strategy::{self, clean, presentation, pricing};
+use crate::strategy::requirements::Requirements;
+use crate::strategy::{self, checks, clean, presentation, pricing};
 
 /// Time kept back from the budget for cleaning, serialising and sending the response.
 const RESPONSE_MARGIN: Duration = Duration::from_millis(750);
@@ -122,6 +123,7 @@ impl Pipeline {
         let truncated = generation.finish != FinishReason::Eos;
         let output = clean::clean_output(&generation.text, truncated);
         let words = clean::word_count(&output);
+        let checks = checks::run(&Requirements::from_brief(brief), brief.phase, &output);
         let cost_usd = pricing::compute_cost_usd(generation.compute_time(), self.strategy.cost_per_hour_usd);
         record_generation_metrics(brief, &generation);
 
@@ -150,6 +152,7 @@ impl Pipeline {
                 prefill_ms: generation.prefill.as_millis() as u64,
                 decode_ms: generation.decode.as_millis() as u64,
                 output_words: words,
+                checks,
             },
         })
     }

@@ -132,6 +132,29 @@ async fn every_fixture_brief_gets_a_complete_response_in_both_phases() {
 }
 
 #[tokio::test]
+async fn the_response_reports_the_checks_the_brief_implies() {
+    let server = TestServer::start(FakeGenerator::default()).await;
+    let brief = fixture_briefs().into_iter().find(|(n, _)| n == "blog-post-sustainable-investing").unwrap().1;
+    let response = post_execute(&client(), &server.url, with_mode(&brief, "final"), &Signed::default()).await;
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{body}");
+    let checks = body["metadata"]["checks"].as_array().unwrap();
+    let verdict = |name: &str| {
+        checks.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name} check: {checks:?}"))["passed"]
+            .as_bool()
+            .unwrap()
+    };
+    // The fake writes the brief's title as a heading, then one sentence: 45 words, far from the
+    // 1500 asked; the title's keyword is there, the other two are not.
+    assert!(!verdict("length"));
+    assert!(verdict("keyword:sustainable investing"));
+    for keyword in ["ESG funds", "greenwashing"] {
+        assert!(!verdict(&format!("keyword:{keyword}")));
+    }
+    assert!(verdict("no_template_tokens") && verdict("no_stock_filler"));
+}
+
+#[tokio::test]
 async fn authentication_failures_are_401_and_change_nothing() {
     let server = TestServer::start(FakeGenerator::default()).await;
     let body = with_mode(&fixture_brief("minimal-brief"), "prototype");

@@ -6,4 +6,4 @@ mod brief;
 mod response;
 
 pub use brief::{Attachment, Brief, Phase, ProtocolError, Requirement, parse_brief};
-pub use response::{Artifact, ExecuteResponse, ResponseMetadata, TokenUsage};
+pub use response::{Artifact, Check, ExecuteResponse, ResponseMetadata, TokenUsage};

@@ -77,4 +77,16 @@ pub struct ResponseMetadata {
     pub prefill_ms: u64,
     pub decode_ms: u64,
     pub output_words: usize,
+    /// The delivered work checked against the brief: length, keywords, names, limits, format.
+    pub checks: Vec<Check>,
+}
+
+/// One self-check of the delivered work, as reported in `metadata.checks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Stable identifier, e.g. `length`, `keyword:ESG funds`, `max_chars:headline`.
+    pub name: String,
+    pub passed: bool,
+    /// What was found, in a sentence.
+    pub detail: String,
 }

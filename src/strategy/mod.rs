@@ -1,15 +1,18 @@
-//! How a brief becomes work: what to ask the model for in each phase ([`prompt`]), how much of it
-//! ([`GenerationPlan`]), how to clean what it wrote ([`clean`]), how to present it to the buyer
-//! ([`presentation`]) and what to bid ([`pricing`]). Knows the brief and the engine's trait, not
-//! candle.
+//! How a brief becomes work: what the brief asks for, read into one typed plan
+//! ([`requirements`]), what to ask the model for in each phase ([`prompt`]), how much of it
+//! ([`GenerationPlan`]), how to clean what it wrote ([`clean`]), how to check it against the brief
+//! ([`checks`]), how to present it to the buyer ([`presentation`]) and what to bid ([`pricing`]).
+//! Knows the brief and the engine's trait, not candle.
 //!
 //! v1 is one general strategy for every task type; per-family strategies (outlines, item limits,
-//! computed numbers, SVG) build on this plan.
+//! computed numbers, SVG) and repair of failed checks build on this plan.
 
+pub mod checks;
 pub mod clean;
 pub mod presentation;
 pub mod pricing;
 pub mod prompt;
+pub mod requirements;
 
 use std::time::Duration;
 

@@ -103,6 +103,15 @@ pub fn assert_contract_response(body: &serde_json::Value, task_id: &str, mode: &
     let meta = &body["metadata"];
     assert_eq!(meta["agent_version"], env!("CARGO_PKG_VERSION"));
     assert!(meta["model"].is_string() && meta["latency_ms"].is_u64() && meta["truncated"].is_boolean(), "{meta}");
+    let checks = meta["checks"].as_array().expect("metadata.checks array");
+    for check in checks {
+        assert!(check["name"].is_string() && check["passed"].is_boolean() && check["detail"].is_string(), "{check}");
+    }
+    // Cleaning guarantees this one, so it is always reported and always passes.
+    assert!(
+        checks.iter().any(|c| c["name"] == "no_template_tokens" && c["passed"] == true),
+        "no_template_tokens must be reported and pass: {meta}"
+    );
 }
 
 /// No chat-template or special token may reach the buyer.
