@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{PoolConfig, StrategyConfig};
-use crate::engine::{EngineError, FinishReason, GenerationRequest, LoadReport, LocalEngine, TextGenerator};
+use crate::engine::{EngineError, FinishReason, Generation, GenerationRequest, LoadReport, LocalEngine, TextGenerator};
 use crate::protocol::{Artifact, Brief, ExecuteResponse, Phase, ResponseMetadata, TokenUsage};
-use crate::strategy::requirements::Requirements;
-use crate::strategy::{self, checks, clean, presentation, pricing};
+use crate::strategy::{self, checks, clean, logo, presentation, pricing};
 
 /// Time kept back from the budget for cleaning, serialising and sending the response.
 const RESPONSE_MARGIN: Duration = Duration::from_millis(750);
@@ -110,24 +109,51 @@ impl Pipeline {
         let margin = RESPONSE_MARGIN.min(plan.time_budget / 10);
         let deadline = received + plan.time_budget - margin;
         let generator = self.routes.for_phase(brief.phase);
-        let generation = generator
-            .generate(GenerationRequest {
-                messages: std::mem::take(&mut plan.messages),
-                max_new_tokens: plan.max_new_tokens,
-                min_new_tokens: plan.min_new_tokens,
-                deadline,
-                seed: plan.seed,
-            })
-            .await?;
+        let generation = match &plan.wordmark {
+            // Built, not generated: the model is not asked (see `strategy::logo`).
+            Some(mark) => Generation {
+                text: logo::rationale(brief, mark, brief.phase),
+                input_tokens: 0,
+                output_tokens: 0,
+                finish: FinishReason::Eos,
+                queued: Duration::ZERO,
+                prefill: Duration::ZERO,
+                decode: Duration::ZERO,
+            },
+            None => {
+                generator
+                    .generate(GenerationRequest {
+                        messages: std::mem::take(&mut plan.messages),
+                        max_new_tokens: plan.max_new_tokens,
+                        min_new_tokens: plan.min_new_tokens,
+                        deadline,
+                        seed: plan.seed,
+                    })
+                    .await?
+            }
+        };
 
         let truncated = generation.finish != FinishReason::Eos;
-        let output = clean::clean_output(&generation.text, truncated);
+        let mut output = clean::clean_output(&generation.text, truncated);
         let words = clean::word_count(&output);
-        let checks = checks::run(&Requirements::from_brief(brief), brief.phase, &output);
+        let title = if brief.title.is_empty() { brief.kind_of_work() } else { brief.title.clone() };
+        let mut artifacts = Vec::new();
+        if let Some(mark) = &plan.wordmark {
+            // The image first: it is the deliverable; the rationale goes with it.
+            artifacts.push(Artifact::svg(format!("{} wordmark", mark.name), logo::file_name(&mark.name), &mark.svg));
+            if brief.phase == Phase::Final {
+                for (label, svg) in &mark.variants {
+                    let file = logo::variant_file_name(&mark.name, label);
+                    artifacts.push(Artifact::svg(format!("{} wordmark, {label}", mark.name), file, svg));
+                }
+            }
+            output = format!("{output}\n\n```svg\n{}\n```", mark.svg);
+        }
+        artifacts.push(Artifact::markdown(title, output.clone()));
+        let checks = checks::run(&plan.requirements, brief.phase, &output);
         let cost_usd = pricing::compute_cost_usd(generation.compute_time(), self.strategy.cost_per_hour_usd);
         record_generation_metrics(brief, &generation);
 
-        let title = if brief.title.is_empty() { brief.kind_of_work() } else { brief.title.clone() };
         Ok(ExecuteResponse {
             task_id: brief.task_id.clone(),
             mode: brief.phase,
@@ -135,7 +161,7 @@ impl Pipeline {
             prototype_summary: presentation::summary(brief, &output, words),
             agent_message: presentation::agent_message(brief, plan.requested_words, words),
             bid_price_usd: pricing::bid_price_usd(brief.budget_usd, self.strategy.bid_fraction),
-            artifacts: vec![Artifact::markdown(title, output.clone())],
+            artifacts,
             output,
             cost_usd,
             token_usage: TokenUsage {
@@ -145,7 +171,10 @@ impl Pipeline {
             },
             metadata: ResponseMetadata {
                 agent_version: crate::AGENT_VERSION.into(),
-                model: generator.model_name().into(),
+                model: match plan.wordmark {
+                    Some(_) => logo::BUILDER_NAME.into(),
+                    None => generator.model_name().into(),
+                },
                 latency_ms: received.elapsed().as_millis() as u64,
                 truncated,
                 finish_reason: generation.finish.as_str().into(),

@@ -126,7 +126,12 @@ async fn every_fixture_brief_gets_a_complete_response_in_both_phases() {
             let budget = brief["budget_usd"].as_f64().unwrap();
             let bid = body["bid_price_usd"].as_f64().unwrap();
             assert!(bid > 0.0 && bid <= budget, "{name}: bid {bid} for budget {budget}");
-            assert_eq!(body["artifacts"][0]["content"], body["output"]);
+            let artifacts = body["artifacts"].as_array().unwrap();
+            let text = artifacts.iter().find(|a| a["type"] == "text").expect("a text artifact");
+            assert_eq!(text["content"], body["output"]);
+            if name.starts_with("logo") {
+                assert_logo_artifact(&body, "Nimbus Analytics");
+            }
         }
     }
 }

@@ -148,7 +148,11 @@ async fn serves_every_fixture_brief_in_both_phases_with_the_real_model() {
 
             let output = body["output"].as_str().unwrap();
             assert_no_template_tokens(output);
-            assert!(body["token_usage"]["output_tokens"].as_u64().unwrap() >= 20, "{name} {mode}: {body}");
+            if name.starts_with("logo") {
+                assert_logo_artifact(&body, "Nimbus Analytics");
+            } else {
+                assert!(body["token_usage"]["output_tokens"].as_u64().unwrap() >= 20, "{name} {mode}: {body}");
+            }
             if name.starts_with("translation") {
                 // The 135M model writes Spanish but not a faithful translation; what it can be
                 // held to is answering in the requested language.

@@ -46,6 +46,17 @@ pub struct Artifact {
 }
 
 impl Artifact {
+    /// An SVG image, e.g. a logo.
+    pub fn svg(title: impl Into<String>, filename: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            kind: "image".into(),
+            title: Some(title.into()),
+            filename: Some(filename.into()),
+            mime_type: "image/svg+xml".into(),
+            content: content.into(),
+        }
+    }
+
     pub fn markdown(title: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             kind: "text".into(),

@@ -9,6 +9,7 @@
 
 pub mod checks;
 pub mod clean;
+pub mod logo;
 pub mod presentation;
 pub mod pricing;
 pub mod prompt;
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::config::StrategyConfig;
 use crate::engine::ChatMessage;
 use crate::protocol::{Brief, Phase};
+use requirements::{Requirements, TaskFamily};
 
 /// Requirement keys that carry a target length in words.
 const WORD_COUNT_KEYS: &[&str] =
@@ -51,10 +53,18 @@ pub struct GenerationPlan {
     /// Wall-clock budget for the whole request, from its arrival.
     pub time_budget: Duration,
     pub seed: u64,
+    /// What the brief asks for, read once.
+    pub requirements: Requirements,
+    /// For a logo: the SVG built for it, with its rationale; the model is not asked.
+    pub wordmark: Option<logo::Wordmark>,
 }
 
 /// Plan the generation for `brief` in its phase.
 pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
+    let requirements = Requirements::from_brief(brief);
+    if requirements.family == TaskFamily::Logo {
+        return plan_logo(brief, config, requirements);
+    }
     let requested_words = brief.requirement(WORD_COUNT_KEYS).and_then(|r| r.as_count()).filter(|n| *n > 0);
     let translate_into = prompt::translation_target(brief);
     let target_words = match (brief.phase, requested_words) {
@@ -80,6 +90,24 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
         min_new_tokens: MIN_NEW_TOKENS,
         time_budget: time_budget(brief, config),
         seed: seed(brief),
+        requirements,
+        wordmark: None,
+    }
+}
+
+/// A logo: the wordmark and its rationale are built here (see [`logo`]).
+fn plan_logo(brief: &Brief, config: &StrategyConfig, requirements: Requirements) -> GenerationPlan {
+    let wordmark = logo::wordmark(brief, &requirements);
+    GenerationPlan {
+        messages: Vec::new(),
+        requested_words: None,
+        target_words: 0,
+        max_new_tokens: 0,
+        min_new_tokens: 0,
+        time_budget: time_budget(brief, config),
+        seed: seed(brief),
+        requirements,
+        wordmark: Some(wordmark),
     }
 }
 

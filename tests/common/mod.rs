@@ -97,7 +97,9 @@ pub fn assert_contract_response(body: &serde_json::Value, task_id: &str, mode: &
         assert!(a["mime_type"].is_string() && a["content"].is_string(), "{a}");
     }
     let usage = &body["token_usage"];
-    assert!(usage["input_tokens"].as_u64().is_some_and(|n| n > 0), "{usage}");
+    // A logo is built without the model (strategy::logo): no tokens; everything else reads a prompt.
+    let built_without_model = body["artifacts"][0]["mime_type"] == "image/svg+xml";
+    assert!(usage["input_tokens"].as_u64().is_some_and(|n| n > 0 || built_without_model), "{usage}");
     assert!(usage["output_tokens"].is_u64(), "{usage}");
     assert_eq!(usage["cost_usd"], body["cost_usd"]);
     let meta = &body["metadata"];
@@ -112,6 +114,21 @@ pub fn assert_contract_response(body: &serde_json::Value, task_id: &str, mode: &
         checks.iter().any(|c| c["name"] == "no_template_tokens" && c["passed"] == true),
         "no_template_tokens must be reported and pass: {meta}"
     );
+}
+
+/// A logo response: an `image/svg+xml` artifact first, well-formed, `<svg>` at its root, setting
+/// `name`; the same SVG in the Markdown output.
+pub fn assert_logo_artifact(body: &serde_json::Value, name: &str) {
+    let image = &body["artifacts"][0];
+    assert_eq!((image["type"].as_str(), image["mime_type"].as_str()), (Some("image"), Some("image/svg+xml")), "{body}");
+    assert!(image["filename"].as_str().is_some_and(|f| f.ends_with(".svg")), "{image}");
+    let svg = image["content"].as_str().unwrap();
+    let document = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("malformed SVG ({e}): {svg}"));
+    assert_eq!(document.root_element().tag_name().name(), "svg");
+    let text: Vec<&str> =
+        document.descendants().filter_map(|n| n.text()).map(str::trim).filter(|t| !t.is_empty()).collect();
+    assert!(text.join(" ").contains(name), "{name} is not set in the SVG: {svg}");
+    assert!(body["output"].as_str().unwrap().contains(svg), "the output shows the SVG too");
 }
 
 /// No chat-template or special token may reach the buyer.
