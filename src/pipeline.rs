@@ -149,8 +149,27 @@ impl Pipeline {
             }
             output = format!("{output}\n\n```svg\n{}\n```", mark.svg);
         }
+        if let Some(analysis) = &plan.analysis {
+            // The findings and tables are computed; the model's part is what to look into next,
+            // kept only if it is the bullet list asked for, invents no number and does not echo
+            // the brief.
+            let numbers_ok = strategy::data::numbers_check(&output, analysis, &brief.description).passed;
+            let bullets = output.lines().filter(|l| l.trim_start().starts_with(['-', '*'])).count();
+            if !numbers_ok || bullets < 2 || output.contains("## Brief") {
+                tracing::info!("the model's next steps for the data brief failed their checks; using computed ones");
+                output = analysis.next_steps.iter().map(|s| format!("- {s}\n")).collect();
+            }
+            let findings: String = analysis.findings.iter().map(|f| format!("- {f}\n")).collect();
+            output = format!(
+                "## Key findings\n\n{findings}\n## What to look into next\n\n{output}\n\n## Results\n\n{}",
+                analysis.tables
+            );
+        }
         artifacts.push(Artifact::markdown(title, output.clone()));
-        let checks = checks::run(&plan.requirements, brief.phase, &output);
+        let mut checks = checks::run(&plan.requirements, brief.phase, &output);
+        if let Some(analysis) = &plan.analysis {
+            checks.push(strategy::data::numbers_check(&output, analysis, &brief.description));
+        }
         let cost_usd = pricing::compute_cost_usd(generation.compute_time(), self.strategy.cost_per_hour_usd);
         record_generation_metrics(brief, &generation);
 

@@ -132,6 +132,9 @@ async fn every_fixture_brief_gets_a_complete_response_in_both_phases() {
             if name.starts_with("logo") {
                 assert_logo_artifact(&body, "Nimbus Analytics");
             }
+            if name.starts_with("data-analysis") {
+                assert_sales_figures(&body);
+            }
         }
     }
 }

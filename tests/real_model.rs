@@ -148,6 +148,9 @@ async fn serves_every_fixture_brief_in_both_phases_with_the_real_model() {
 
             let output = body["output"].as_str().unwrap();
             assert_no_template_tokens(output);
+            if name.starts_with("data-analysis") {
+                assert_sales_figures(&body);
+            }
             if name.starts_with("logo") {
                 assert_logo_artifact(&body, "Nimbus Analytics");
             } else {

@@ -9,6 +9,7 @@
 
 pub mod checks;
 pub mod clean;
+pub mod data;
 pub mod logo;
 pub mod presentation;
 pub mod pricing;
@@ -57,6 +58,9 @@ pub struct GenerationPlan {
     pub requirements: Requirements,
     /// For a logo: the SVG built for it, with its rationale; the model is not asked.
     pub wordmark: Option<logo::Wordmark>,
+    /// For data with a table in the brief: the figures computed from it (the model writes around
+    /// them; the response carries them as tables).
+    pub analysis: Option<data::Analysis>,
 }
 
 /// Plan the generation for `brief` in its phase.
@@ -67,6 +71,11 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
     }
     let requested_words = brief.requirement(WORD_COUNT_KEYS).and_then(|r| r.as_count()).filter(|n| *n > 0);
     let translate_into = prompt::translation_target(brief);
+    let analysis = match requirements.family {
+        TaskFamily::Data => data::find_table(&brief.description).map(|table| data::analyse(&table)),
+        _ => None,
+    };
+    let figures = analysis.as_ref().map(|a| a.figures.as_slice()).unwrap_or_default();
     let target_words = match (brief.phase, requested_words) {
         // A translation is as long as its source, whatever the phase.
         (_, None) if translate_into.is_some() => (clean::word_count(&brief.description) as u64).max(20),
@@ -83,7 +92,7 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
     let tokens_per_word = if translate_into.is_some() { 3.0 } else { TOKENS_PER_WORD };
     let max_new_tokens = ((target_words as f64 * tokens_per_word) as usize + 64).min(token_cap);
     GenerationPlan {
-        messages: prompt::messages(brief, requested_words, target_words, translate_into.as_deref()),
+        messages: prompt::messages(brief, requested_words, target_words, translate_into.as_deref(), figures),
         requested_words,
         target_words,
         max_new_tokens,
@@ -92,6 +101,7 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
         seed: seed(brief),
         requirements,
         wordmark: None,
+        analysis,
     }
 }
 
@@ -108,6 +118,7 @@ fn plan_logo(brief: &Brief, config: &StrategyConfig, requirements: Requirements)
         seed: seed(brief),
         requirements,
         wordmark: Some(wordmark),
+        analysis: None,
     }
 }
 

@@ -21,8 +21,21 @@ pub fn messages(
     requested_words: Option<u64>,
     target_words: u64,
     translate_into: Option<&str>,
+    figures: &[String],
 ) -> Vec<ChatMessage> {
-    let user = user_prompt(brief, requested_words, target_words, translate_into);
+    let mut user = user_prompt(brief, requested_words, target_words, translate_into);
+    if !figures.is_empty() {
+        // The numbers come from Rust; the model only writes around them.
+        user.push_str("\n\n## Verified figures (computed exactly from the data)\n");
+        for figure in figures {
+            user.push_str(&format!("- {figure}\n"));
+        }
+        user.push_str(
+            "\nThese figures, their summary and the results tables are already written and attached. Your part: \
+             what the client should look into next, and why, as three to five short bullet points that refer to \
+             regions, products or periods by name. Write no numbers at all.",
+        );
+    }
     vec![ChatMessage::system(SYSTEM), ChatMessage::user(user)]
 }
 
@@ -145,7 +158,7 @@ mod tests {
                 "quality_rules":{"max_headline_chars":30},"user_notes":"Mention fees",
                 "attachments":[{"filename":"data.csv","url":"https://x/y","content_type":"text/csv"}]}"#,
         );
-        let msgs = messages(&b, Some(1500), 450, None);
+        let msgs = messages(&b, Some(1500), 450, None, &[]);
         let user = &msgs[1].content;
         for needle in [
             "# Blog on ESG",
@@ -168,8 +181,8 @@ mod tests {
     fn prototype_and_final_ask_for_different_work() {
         let proto = brief(r#"{"task_id":"t","mode":"prototype","description":"Slogans for a bakery"}"#);
         let fin = brief(r#"{"task_id":"t","mode":"final","description":"Slogans for a bakery"}"#);
-        let p = &messages(&proto, None, 250, None)[1].content;
-        let f = &messages(&fin, None, 600, None)[1].content;
+        let p = &messages(&proto, None, 250, None, &[])[1].content;
+        let f = &messages(&fin, None, 600, None, &[])[1].content;
         assert!(p.contains("polished draft") && f.contains("complete, final"), "{p}\n---\n{f}");
     }
 
@@ -179,7 +192,7 @@ mod tests {
             r#"{"task_id":"t","mode":"final","task_type":"translation","description":"Translate: Hello.",
                          "requirements":{"target_language":"Spanish"}}"#,
         );
-        let user = &messages(&b, None, 20, translation_target(&b).as_deref())[1].content;
+        let user = &messages(&b, None, 20, translation_target(&b).as_deref(), &[])[1].content;
         assert!(user.contains("into Spanish") && user.contains("Output only the Spanish translation"), "{user}");
         let blog = r#"{"task_id":"t","mode":"final","description":"Blog","category":"writing-translation","task_type":"blog-post"}"#;
         assert_eq!(translation_target(&brief(blog)), None);

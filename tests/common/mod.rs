@@ -131,6 +131,18 @@ pub fn assert_logo_artifact(body: &serde_json::Value, name: &str) {
     assert!(body["output"].as_str().unwrap().contains(svg), "the output shows the SVG too");
 }
 
+/// The sales brief's response: the figures computed from its CSV, exactly, and no number that
+/// is not in the data.
+pub fn assert_sales_figures(body: &serde_json::Value) {
+    let output = body["output"].as_str().unwrap();
+    for figure in ["144,100", "161,220", "+17,120", "+11.9%", "+10,920", "+27.4%", "-1,520", "-5.0%"] {
+        assert!(output.contains(figure), "{figure} missing from the sales summary:\n{output}");
+    }
+    let checks = body["metadata"]["checks"].as_array().unwrap();
+    let numbers = checks.iter().find(|c| c["name"] == "numbers_from_data").expect("numbers_from_data check");
+    assert_eq!(numbers["passed"], true, "{numbers}");
+}
+
 /// No chat-template or special token may reach the buyer.
 pub fn assert_no_template_tokens(text: &str) {
     for marker in ["<|", "|>", "<s>", "</s>", "<end_of_turn>", "<start_of_turn>"] {
