@@ -4,8 +4,10 @@
 //! ([`checks`]), how to present it to the buyer ([`presentation`]) and what to bid ([`pricing`]).
 //! Knows the brief and the engine's trait, not candle.
 //!
-//! v1 is one general strategy for every task type; per-family strategies (outlines, item limits,
-//! computed numbers, SVG) and repair of failed checks build on this plan.
+//! Most task types share one general strategy. Two families are built rather than generated
+//! where the model cannot be trusted: logos ([`logo`], an SVG wordmark) and data with a table in
+//! the brief ([`data`], figures computed in Rust). Per-family strategies for the rest (outlines,
+//! item limits) and repair of failed checks build on this plan.
 
 pub mod checks;
 pub mod clean;
