@@ -82,8 +82,9 @@ pub fn cpu_matrix_view(tensor: &Arc<QTensor>) -> Result<Option<Box<dyn CpuMatrix
     }
 }
 
-/// Weight rows handled together: `vec_dot_4` shares each activation load among four rows.
-const ROW_GROUP: usize = 4;
+/// Rows handled together: here four weight rows share each activation load (`vec_dot_4`); in
+/// our own kernels four activation rows share each unpacked weight block ([`dot_every_token`]).
+pub(crate) const ROW_GROUP: usize = 4;
 /// Roughly how many weight values one unit of parallel work multiplies, so that small matrices
 /// are not split into pieces that cost more to hand out than to compute.
 pub(crate) const VALUES_PER_UNIT: usize = 128 * 1024;
@@ -141,22 +142,7 @@ impl<T> Blocks<T> {
 
 impl<T: GgmlType> GgmlMatrix<T> {
     pub fn from_ggml_bytes(bytes: &[u8], rows: usize, cols: usize) -> Result<Self, ShapeError> {
-        if cols == 0 || !cols.is_multiple_of(T::BLCK_SIZE) {
-            return Err(ShapeError(format!(
-                "{:?} rows must be a positive multiple of {} wide, not {cols}",
-                T::DTYPE,
-                T::BLCK_SIZE
-            )));
-        }
-        let count = rows * cols / T::BLCK_SIZE;
-        let expected = count * std::mem::size_of::<T>();
-        if bytes.len() != expected {
-            return Err(ShapeError(format!(
-                "a {rows}×{cols} {:?} matrix is {expected} bytes, but {} were given",
-                T::DTYPE,
-                bytes.len()
-            )));
-        }
+        let count = check_block_bytes(T::DTYPE, bytes, rows, cols, T::BLCK_SIZE, std::mem::size_of::<T>())?;
         let mut blocks = vec![T::zeros(); count];
         // SAFETY: ggml blocks are plain `repr(C)` data (f16s and byte arrays, as candle's own
         // loader reads them), `blocks` has exactly `bytes.len()` bytes, and the regions are
@@ -245,6 +231,55 @@ pub(crate) fn check_shapes(x: &[f32], out: &[f32], rows: usize, cols: usize) -> 
         return Err(ShapeError(format!("output holds {} values, {} needed", out.len(), m * rows)));
     }
     Ok(m)
+}
+
+/// The number of `block`-wide blocks in a `rows × cols` matrix of `dtype`, after checking that
+/// rows are whole blocks and `bytes` holds exactly that many `block_bytes`-byte blocks.
+pub(crate) fn check_block_bytes(
+    dtype: GgmlDType,
+    bytes: &[u8],
+    rows: usize,
+    cols: usize,
+    block: usize,
+    block_bytes: usize,
+) -> Result<usize, ShapeError> {
+    if cols == 0 || !cols.is_multiple_of(block) {
+        return Err(ShapeError(format!("{dtype:?} rows must be a positive multiple of {block} wide, not {cols}")));
+    }
+    let count = rows * cols / block;
+    let expected = count * block_bytes;
+    if bytes.len() != expected {
+        return Err(ShapeError(format!(
+            "a {rows}×{cols} {dtype:?} matrix is {expected} bytes, but {} were given",
+            bytes.len()
+        )));
+    }
+    Ok(count)
+}
+
+/// Dot products of one weight row with `R` consecutive activation rows, from `first` on.
+pub(crate) trait TokenDots {
+    fn dots<const R: usize>(&self, first: usize) -> [f32; R];
+}
+
+/// One weight row against every activation row `0..m`, [`ROW_GROUP`] at a time so that each
+/// unpacked weight block serves several tokens; each result goes to `write(token, value)`.
+pub(crate) fn dot_every_token(m: usize, dots: &impl TokenDots, mut write: impl FnMut(usize, f32)) {
+    let mut t = 0;
+    while t < m {
+        let group = (m - t).min(ROW_GROUP);
+        let mut sums = [0f32; ROW_GROUP];
+        match group {
+            4 => sums = dots.dots::<4>(t),
+            3 => sums[..3].copy_from_slice(&dots.dots::<3>(t)),
+            2 => sums[..2].copy_from_slice(&dots.dots::<2>(t)),
+            _ => sums[..1].copy_from_slice(&dots.dots::<1>(t)),
+        }
+        for (i, sum) in sums[..group].iter().enumerate() {
+            write(t + i, *sum);
+        }
+        t += group;
+    }
 }
 
 pub(crate) fn check_row(row: usize, out: &[f32], rows: usize, cols: usize) -> Result<(), ShapeError> {

@@ -20,14 +20,14 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
 
 use crate::ShapeError;
-use crate::ggml::{Blocks, CpuMatrix, SharedOutput, check_row, check_shapes, run_in_parallel};
+use crate::ggml::{
+    Blocks, CpuMatrix, SharedOutput, TokenDots, check_row, check_shapes, dot_every_token, run_in_parallel,
+};
 
 const QK: usize = 256;
 /// Blocks of activations one thread quantises before sharing the rest out (a prefill chunk's
 /// inputs are worth splitting, a decode step's are not).
 const QUANTIZE_BLOCKS_PER_TASK: usize = 64;
-/// Activation rows (tokens) multiplied against one unpacked weight block.
-const ROW_GROUP: usize = 4;
 
 /// ggml's `block_q6_k`, byte for byte (candle's `BlockQ6K` has the same layout).
 #[derive(Clone, Copy)]
@@ -64,7 +64,7 @@ pub fn available() -> bool {
 /// A block type with a kernel here.
 pub(crate) trait KBlock: Copy + Send + Sync + 'static {
     const DTYPE: GgmlDType;
-    /// Dot products of one weight row with up to [`ROW_GROUP`] activation rows: `R` rows, each
+    /// Dot products of one weight row with up to [`crate::ggml::ROW_GROUP`] activation rows: `R` rows, each
     /// as long as `weights`; the block is unpacked once for all of them.
     ///
     /// # Safety
@@ -125,29 +125,10 @@ impl<B: KBlock> CpuMatrix for KMatrix<B> {
         let out = SharedOutput(out.as_mut_ptr());
         run_in_parallel(rows, m * self.cols, |range| {
             for row in range {
-                let weights = self.row(row);
-                let activation_row = |t: usize| &activations[t * per_row..(t + 1) * per_row];
-                let mut t = 0;
-                while t < m {
-                    let group = (m - t).min(ROW_GROUP);
-                    let mut sums = [0f32; ROW_GROUP];
-                    let rows_from = |i: usize| activation_row(t + i);
-                    // SAFETY: `available()` was checked when the matrix was made.
-                    unsafe {
-                        match group {
-                            4 => sums = B::dot::<4>(weights, std::array::from_fn(rows_from)),
-                            3 => sums[..3].copy_from_slice(&B::dot::<3>(weights, std::array::from_fn(rows_from))),
-                            2 => sums[..2].copy_from_slice(&B::dot::<2>(weights, std::array::from_fn(rows_from))),
-                            _ => sums[..1].copy_from_slice(&B::dot::<1>(weights, std::array::from_fn(rows_from))),
-                        }
-                    }
-                    for (i, value) in sums[..group].iter().enumerate() {
-                        // SAFETY: each call owns its weight rows, i.e. its own output columns,
-                        // and `t + i < m`: writes never overlap and stay inside `out`.
-                        unsafe { out.write((t + i) * rows + row, *value) };
-                    }
-                    t += group;
-                }
+                let dots = RowDots { weights: self.row(row), activations: &activations, per_row };
+                // SAFETY: each call owns its weight rows, i.e. its own output columns, and
+                // `t < m`: writes never overlap and stay inside `out`.
+                dot_every_token(m, &dots, |t, value| unsafe { out.write(t * rows + row, value) });
             }
         });
         Ok(())
@@ -159,6 +140,22 @@ impl<B: KBlock> CpuMatrix for KMatrix<B> {
             block.dequantize(values);
         }
         Ok(())
+    }
+}
+
+/// One weight row of a [`KMatrix`] and the quantised activations it meets.
+struct RowDots<'a, B> {
+    weights: &'a [B],
+    activations: &'a [ActivationBlock],
+    per_row: usize,
+}
+
+impl<B: KBlock> TokenDots for RowDots<'_, B> {
+    fn dots<const R: usize>(&self, first: usize) -> [f32; R] {
+        let rows =
+            std::array::from_fn(|i| &self.activations[(first + i) * self.per_row..(first + i + 1) * self.per_row]);
+        // SAFETY: a `KMatrix` is only made where `available()`.
+        unsafe { B::dot::<R>(self.weights, rows) }
     }
 }
 

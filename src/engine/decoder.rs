@@ -54,8 +54,7 @@ enum Weights {
 
 impl Weights {
     /// `repack`: whether candle may keep its repacked prefill copy (see [`Weights::Cpu`]).
-    fn new(tensor: QTensor, repack: bool) -> Result<Self> {
-        let tensor = Arc::new(tensor);
+    fn new(tensor: Arc<QTensor>, repack: bool) -> Result<Self> {
         if tensor.device().is_cpu()
             && let Some(matrix) = cpu_matrix_view(&tensor).map_err(kernel_error)?
         {
@@ -122,7 +121,7 @@ impl Linear {
 /// Token embeddings, kept quantised: a lookup dequantises only the rows it needs.
 enum Embeddings {
     Cpu(Arc<dyn CpuMatrix>),
-    Candle(QTensor),
+    Candle(Arc<QTensor>),
 }
 
 impl Embeddings {
@@ -313,28 +312,31 @@ impl Decoder {
         let mut rope = Rope::new(head_dim, rope_base, freq_factors, max_positions, device)?;
         rope.interleaved = architecture == "llama";
 
-        let token_embeddings = Weights::new(tensor("token_embd.weight")?, repack)?;
+        // Embeddings are looked up, and only the last position reaches the output projection:
+        // neither is ever a prefill matmul, so neither needs candle's repacked copy.
+        let token_embd = Arc::new(tensor("token_embd.weight")?);
+        let token_weights = Weights::new(token_embd.clone(), false)?;
         let norm = tensor("output_norm.weight")?.dequantize(device)?;
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => Weights::new(tensor("output.weight")?, repack)?,
-            // Tied embeddings: the output projection is the embedding matrix itself.
-            false => match &token_embeddings {
-                // Only the last position reaches the output projection: never a prefill shape.
+            true => Weights::new(Arc::new(tensor("output.weight")?), false)?,
+            // Tied embeddings: the output projection is the embedding matrix itself, in memory once.
+            false => match &token_weights {
                 Weights::Cpu { matrix, .. } => Weights::Cpu { matrix: matrix.clone(), prefill: None },
-                Weights::Candle(_) => Weights::new(tensor("token_embd.weight")?, repack)?,
+                Weights::Candle(_) => Weights::Candle(QMatMul::from_arc(token_embd.clone())?),
             },
         };
         let output = Linear { weights: output, bias: None };
-        let embeddings = match token_embeddings {
+        let embeddings = match token_weights {
             Weights::Cpu { matrix, .. } => Embeddings::Cpu(matrix),
-            Weights::Candle(_) => Embeddings::Candle(tensor("token_embd.weight")?),
+            Weights::Candle(_) => Embeddings::Candle(token_embd),
         };
         let mut layers = Vec::with_capacity(block_count);
         for i in 0..block_count {
             let name = |part: &str| format!("blk.{i}.{part}");
             let has = |part: &str| content.tensor_infos.contains_key(&name(part));
             let mut linear = |part: &str| -> Result<Linear> {
-                let weights = Weights::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?, repack)?;
+                let weights =
+                    Weights::new(Arc::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?), repack)?;
                 let bias = match has(&format!("{part}.bias")) {
                     true => Some(content.tensor(reader, &name(&format!("{part}.bias")), device)?.dequantize(device)?),
                     false => None,

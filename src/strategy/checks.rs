@@ -3,7 +3,7 @@
 //! repeated passages. Each check has a stable name, a verdict and a sentence a buyer (or a
 //! repair prompt) can read; the response reports them in `metadata.checks`.
 
-use super::clean::word_count;
+use super::clean::{TEMPLATE_MARKERS, word_count};
 use super::requirements::{OutputFormat, Requirements};
 use crate::protocol::{Check, Phase};
 
@@ -55,9 +55,8 @@ pub fn run(requirements: &Requirements, phase: Phase, draft: &str) -> Vec<Check>
 }
 
 fn no_template_tokens(draft: &str) -> Check {
-    let found = ["<|", "|>", "<s>", "</s>", "[INST]", "<start_of_turn>", "<end_of_turn>"]
-        .into_iter()
-        .find(|marker| draft.contains(marker));
+    // What cleaning removes: `<|…|>` tokens and the other template markers.
+    let found = ["<|", "|>"].iter().chain(TEMPLATE_MARKERS).find(|marker| draft.contains(*marker));
     match found {
         Some(marker) => check("no_template_tokens", false, format!("contains the template marker {marker}")),
         None => check("no_template_tokens", true, "no chat-template markers"),

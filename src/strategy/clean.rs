@@ -2,7 +2,7 @@
 //! preamble, tidy whitespace, and — when generation was cut short — no half sentence at the end.
 
 /// Markers of chat templates across model families. Any `<|…|>` token is removed as well.
-const TEMPLATE_MARKERS: &[&str] = &["<s>", "</s>", "<start_of_turn>", "<end_of_turn>", "[INST]", "[/INST]"];
+pub(crate) const TEMPLATE_MARKERS: &[&str] = &["<s>", "</s>", "<start_of_turn>", "<end_of_turn>", "[INST]", "[/INST]"];
 
 /// Openings small models put before the work ("Sure! Here is your blog post:").
 const PREAMBLE_OPENINGS: &[&str] =

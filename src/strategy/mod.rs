@@ -27,10 +27,6 @@ use crate::engine::ChatMessage;
 use crate::protocol::{Brief, Phase};
 use requirements::{Requirements, TaskFamily};
 
-/// Requirement keys that carry a target length in words.
-const WORD_COUNT_KEYS: &[&str] =
-    &["word_count", "words", "length_words", "target_words", "min_words", "max_words", "length"];
-
 /// Prototypes of long pieces are a strong opening of this many words at most.
 const PROTOTYPE_MAX_WORDS: u64 = 450;
 /// Without a stated length, a prototype and a final aim for these.
@@ -71,8 +67,8 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
     if requirements.family == TaskFamily::Logo {
         return plan_logo(brief, config, requirements);
     }
-    let requested_words = brief.requirement(WORD_COUNT_KEYS).and_then(|r| r.as_count()).filter(|n| *n > 0);
-    let translate_into = prompt::translation_target(brief);
+    let requested_words = requirements.target_words;
+    let translate_into = requirements.translate_into();
     let analysis = match requirements.family {
         TaskFamily::Data => data::find_table(&brief.description).map(|table| data::analyse(&table)),
         _ => None,

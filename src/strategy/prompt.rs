@@ -14,7 +14,7 @@ Follow the brief exactly: its length, audience, tone, keywords and format. Use t
 from the brief and never contradict them. Write the deliverable itself in Markdown: no preamble, no \
 questions back, no notes about yourself. Avoid filler phrases.";
 
-/// The chat for `brief`. `translate_into` is [`translation_target`] of the brief, decided once
+/// The chat for `brief`. `translate_into` is [`Requirements::translate_into`] of the brief, decided once
 /// by the plan.
 pub fn messages(
     brief: &Brief,
@@ -76,20 +76,6 @@ fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64, t
     out
 }
 
-/// For a translation task, the language to translate into.
-pub fn translation_target(brief: &Brief) -> Option<String> {
-    // Not the category: `writing-translation` holds every kind of writing.
-    let named = [brief.task_type.as_deref(), Some(brief.title.as_str())];
-    if !named.iter().flatten().any(|s| s.to_lowercase().contains("translat")) {
-        return None;
-    }
-    let language = brief
-        .requirement(&["target_language", "to_language", "target_lang", "language_to", "to"])
-        .map(|r| r.as_text())
-        .filter(|l| !l.is_empty());
-    Some(language.unwrap_or_else(|| "the requested language".into()))
-}
-
 fn instruction(brief: &Brief, requested_words: Option<u64>, target_words: u64, translate_into: Option<&str>) -> String {
     let kind = brief.kind_of_work();
     if let Some(language) = translate_into {
@@ -144,6 +130,7 @@ fn truncate_chars(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::protocol::parse_brief;
+    use crate::strategy::requirements::Requirements;
 
     fn brief(json: &str) -> Brief {
         parse_brief(json.as_bytes()).unwrap()
@@ -192,10 +179,11 @@ mod tests {
             r#"{"task_id":"t","mode":"final","task_type":"translation","description":"Translate: Hello.",
                          "requirements":{"target_language":"Spanish"}}"#,
         );
-        let user = &messages(&b, None, 20, translation_target(&b).as_deref(), &[])[1].content;
+        let into = Requirements::from_brief(&b).translate_into();
+        let user = &messages(&b, None, 20, into.as_deref(), &[])[1].content;
         assert!(user.contains("into Spanish") && user.contains("Output only the Spanish translation"), "{user}");
         let blog = r#"{"task_id":"t","mode":"final","description":"Blog","category":"writing-translation","task_type":"blog-post"}"#;
-        assert_eq!(translation_target(&brief(blog)), None);
+        assert_eq!(Requirements::from_brief(&brief(blog)).translate_into(), None);
     }
 
     #[test]

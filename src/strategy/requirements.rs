@@ -77,7 +77,8 @@ pub struct Requirements {
 const WORD_KEYS: &[&str] = &["word_count", "words", "length_words", "target_words", "min_words", "max_words", "length"];
 const TONE_KEYS: &[&str] = &["tone", "voice", "style"];
 const AUDIENCE_KEYS: &[&str] = &["audience", "target_audience", "readers"];
-const LANGUAGE_KEYS: &[&str] = &["target_language", "to_language", "target_lang", "language_to", "output_language"];
+const LANGUAGE_KEYS: &[&str] =
+    &["target_language", "to_language", "target_lang", "language_to", "output_language", "to"];
 const SOURCE_LANGUAGE_KEYS: &[&str] = &["source_language", "from_language", "source_lang", "language_from"];
 const KEYWORD_KEYS: &[&str] = &["seo_keywords", "keywords", "required_keywords", "must_include", "include_keywords"];
 const PLATFORM_KEYS: &[&str] = &["platforms", "platform", "channels", "networks"];
@@ -167,6 +168,14 @@ impl Requirements {
             names: names(&format!("{}\n{}", brief.title, brief.description)),
             other_rules,
         }
+    }
+}
+
+impl Requirements {
+    /// For a translation, the language to translate into (named, or left to the brief's text).
+    pub fn translate_into(&self) -> Option<String> {
+        (self.family == TaskFamily::Translation)
+            .then(|| self.language.clone().unwrap_or_else(|| "the requested language".into()))
     }
 }
 
