@@ -18,7 +18,14 @@ fn main() -> anyhow::Result<()> {
         threads: std::thread::available_parallelism()?.get(),
         workers: 1,
         queue_capacity: 1,
-        sampling: SamplingConfig { temperature, top_k: 40, top_p: 0.9, repeat_penalty: 1.15, repeat_last_n: 128 },
+        sampling: SamplingConfig {
+            temperature,
+            top_k: 40,
+            top_p: 0.9,
+            repeat_penalty: 1.15,
+            repeat_last_n: 128,
+            no_repeat_ngram: 10,
+        },
         load: Default::default(),
     };
     let (engine, _) = LocalEngine::start(&config)?;
@@ -33,6 +40,8 @@ fn main() -> anyhow::Result<()> {
         min_new_tokens: 8,
         deadline: Instant::now() + Duration::from_secs(120),
         seed: 42,
+        response_prefix: String::new(),
+        no_repeat_ngram: None,
     }))?;
     println!(
         "{}\n---\n{:?} in {:?}: {} prompt tokens, {} new",

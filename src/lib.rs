@@ -10,6 +10,8 @@
 //!   response superset we return.
 //! * [`idempotency`] — one generation per `(task_id, phase)`: concurrent duplicates share it,
 //!   later ones replay it.
+//! * [`attachments`] — the text files a brief links to, fetched within size and time limits and
+//!   never from a private address.
 //! * [`pipeline`] — brief in, response out: plan, generate, clean, price. Shared by the HTTP
 //!   server and `bidder execute`.
 //! * [`strategy`] — what to ask the model for a brief and phase, how to clean what it wrote, what
@@ -20,6 +22,7 @@
 //! * [`telemetry`] — logging and the Prometheus recorder.
 //! * [`fetch`] — `bidder fetch-hf`: models from the Hugging Face hub.
 
+pub mod attachments;
 pub mod config;
 pub mod engine;
 pub mod fetch;

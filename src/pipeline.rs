@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{PoolConfig, StrategyConfig};
-use crate::engine::{EngineError, FinishReason, Generation, GenerationRequest, LoadReport, LocalEngine, TextGenerator};
-use crate::protocol::{Artifact, Brief, ExecuteResponse, Phase, ResponseMetadata, TokenUsage};
+use crate::engine::{EngineError, FinishReason, LoadReport, LocalEngine, TextGenerator};
+use crate::protocol::{Artifact, Brief, Check, ExecuteResponse, Phase, ResponseMetadata, TokenUsage};
+use crate::strategy::compose::Writer;
 use crate::strategy::{self, checks, clean, logo, presentation, pricing};
 
 /// Time kept back from the budget for cleaning, serialising and sending the response.
@@ -105,70 +106,44 @@ impl Pipeline {
     /// Produce the response for `brief`, which arrived at `received` (its deadline counts from
     /// then, not from when a worker picks it up).
     pub async fn execute(&self, brief: &Brief, received: Instant) -> Result<ExecuteResponse, PipelineError> {
-        let mut plan = strategy::plan(brief, &self.strategy);
+        // Text attachments become part of the brief the strategies read; a failed fetch is a
+        // note to the buyer, never a failed bid.
+        let fetched = match brief.attachments.is_empty() {
+            true => None,
+            false => Some(crate::attachments::fetch_attachments(&brief.attachments, &self.strategy.attachments).await),
+        };
+        let with_attachments = fetched.as_ref().map(|report| with_attachment_text(brief, report));
+        let brief = with_attachments.as_ref().unwrap_or(brief);
+        let plan = strategy::plan(brief, &self.strategy);
         let margin = RESPONSE_MARGIN.min(plan.time_budget / 10);
         let deadline = received + plan.time_budget - margin;
         let generator = self.routes.for_phase(brief.phase);
-        let generation = match &plan.wordmark {
-            // Built, not generated: the model is not asked (see `strategy::logo`).
-            Some(mark) => Generation {
-                text: logo::rationale(brief, mark, brief.phase),
-                input_tokens: 0,
-                output_tokens: 0,
-                finish: FinishReason::Eos,
-                queued: Duration::ZERO,
-                prefill: Duration::ZERO,
-                decode: Duration::ZERO,
-            },
-            None => {
-                generator
-                    .generate(GenerationRequest {
-                        messages: std::mem::take(&mut plan.messages),
-                        max_new_tokens: plan.max_new_tokens,
-                        min_new_tokens: plan.min_new_tokens,
-                        deadline,
-                        seed: plan.seed,
-                    })
-                    .await?
-            }
-        };
+        let mut writer = Writer::new(generator.as_ref(), deadline, plan.seed);
+        let draft = strategy::write(brief, &plan, &mut writer).await?;
+        let generation = writer.usage;
 
-        let truncated = generation.finish != FinishReason::Eos;
-        let mut output = clean::clean_output(&generation.text, truncated);
+        let truncated = !draft.complete;
+        let output = draft.text;
         let words = clean::word_count(&output);
         let title = if brief.title.is_empty() { brief.kind_of_work() } else { brief.title.clone() };
-        let mut artifacts = Vec::new();
-        if let Some(mark) = &plan.wordmark {
+        let text = Artifact::markdown(title, output.clone());
+        let artifacts = match plan.wordmark {
             // The image first: it is the deliverable; the rationale goes with it.
-            artifacts.push(Artifact::svg(format!("{} wordmark", mark.name), logo::file_name(&mark.name), &mark.svg));
-            if brief.phase == Phase::Final {
-                for (label, svg) in &mark.variants {
-                    let file = logo::variant_file_name(&mark.name, label);
-                    artifacts.push(Artifact::svg(format!("{} wordmark, {label}", mark.name), file, svg));
-                }
-            }
-            output = format!("{output}\n\n```svg\n{}\n```", mark.svg);
+            Some(_) => draft.artifacts.into_iter().chain([text]).collect(),
+            None => [text].into_iter().chain(draft.artifacts).collect(),
+        };
+        // The strategy's own checks replace general ones of the same name.
+        let mut checks: Vec<Check> = checks::run(&plan.requirements, brief.phase, &output)
+            .into_iter()
+            .filter(|general| !draft.checks.iter().any(|own| own.name == general.name))
+            .collect();
+        checks.extend(draft.checks);
+        let mut agent_message = presentation::agent_message(brief, plan.requested_words, words);
+        if let Some(note) = draft.note {
+            agent_message = format!("{agent_message} {note}");
         }
-        if let Some(analysis) = &plan.analysis {
-            // The findings and tables are computed; the model's part is what to look into next,
-            // kept only if it is the bullet list asked for, invents no number and does not echo
-            // the brief.
-            let numbers_ok = strategy::data::numbers_check(&output, analysis, &brief.description).passed;
-            let bullets = output.lines().filter(|l| l.trim_start().starts_with(['-', '*'])).count();
-            if !numbers_ok || bullets < 2 || output.contains("## Brief") {
-                tracing::info!("the model's next steps for the data brief failed their checks; using computed ones");
-                output = analysis.next_steps.iter().map(|s| format!("- {s}\n")).collect();
-            }
-            let findings: String = analysis.findings.iter().map(|f| format!("- {f}\n")).collect();
-            output = format!(
-                "## Key findings\n\n{findings}\n## What to look into next\n\n{output}\n\n## Results\n\n{}",
-                analysis.tables
-            );
-        }
-        artifacts.push(Artifact::markdown(title, output.clone()));
-        let mut checks = checks::run(&plan.requirements, brief.phase, &output);
-        if let Some(analysis) = &plan.analysis {
-            checks.push(strategy::data::numbers_check(&output, analysis, &brief.description));
+        if let Some(report) = &fetched {
+            agent_message.push_str(&presentation::attachment_note(report));
         }
         let cost_usd = pricing::compute_cost_usd(generation.compute_time(), self.strategy.cost_per_hour_usd);
         record_generation_metrics(brief, &generation);
@@ -178,7 +153,7 @@ impl Pipeline {
             mode: brief.phase,
             status: "completed".into(),
             prototype_summary: presentation::summary(brief, &output, words),
-            agent_message: presentation::agent_message(brief, plan.requested_words, words),
+            agent_message,
             bid_price_usd: pricing::bid_price_usd(brief.budget_usd, self.strategy.bid_fraction),
             artifacts,
             output,
@@ -196,7 +171,10 @@ impl Pipeline {
                 },
                 latency_ms: received.elapsed().as_millis() as u64,
                 truncated,
-                finish_reason: generation.finish.as_str().into(),
+                finish_reason: match truncated {
+                    true => FinishReason::Deadline.as_str().into(),
+                    false => generation.finish.as_str().into(),
+                },
                 prefill_ms: generation.prefill.as_millis() as u64,
                 decode_ms: generation.decode.as_millis() as u64,
                 output_words: words,
@@ -204,6 +182,18 @@ impl Pipeline {
             },
         })
     }
+}
+
+/// `brief` with the text of its fetched attachments appended to the description, each under
+/// its file name, so every strategy reads them as part of the brief.
+fn with_attachment_text(brief: &Brief, report: &crate::attachments::AttachmentReport) -> Brief {
+    let mut brief = brief.clone();
+    // What was read is in the description now; the prompt lists only what could not be.
+    brief.attachments.retain(|a| !report.fetched.iter().any(|f| f.filename == a.filename));
+    for file in &report.fetched {
+        brief.description.push_str(&format!("\n\nAttached file {}:\n{}", file.filename, file.text.trim_end()));
+    }
+    brief
 }
 
 fn record_generation_metrics(brief: &Brief, generation: &crate::engine::Generation) {

@@ -267,9 +267,15 @@ async fn malformed_invalid_and_oversized_bodies_get_their_error_and_the_server_k
 
 #[tokio::test]
 async fn concurrent_duplicates_share_one_generation_and_later_ones_replay_it() {
+    let body = with_mode(&fixture_brief("blog-post-sustainable-investing"), "prototype");
+    // A strategy may ask the model several times for one piece: count one execution's calls.
+    let solo = TestServer::start(FakeGenerator::default()).await;
+    json_of(post_execute(&client(), &solo.url, body.clone(), &Signed::default()).await).await;
+    let one_execution = solo.fake.calls();
+    assert!(one_execution >= 1);
+
     let fake = FakeGenerator::default().with_word_delay(Duration::from_millis(10));
     let server = TestServer::start(fake).await;
-    let body = with_mode(&fixture_brief("blog-post-sustainable-investing"), "prototype");
     let calls = (0..3).map(|_| {
         let (url, body) = (server.url.clone(), body.clone());
         tokio::spawn(async move { json_of(post_execute(&client(), &url, body, &Signed::default()).await).await })
@@ -278,7 +284,7 @@ async fn concurrent_duplicates_share_one_generation_and_later_ones_replay_it() {
     for call in calls {
         answers.push(call.await.unwrap());
     }
-    assert_eq!(server.fake.calls(), 1, "three concurrent duplicates, one generation");
+    assert_eq!(server.fake.calls(), one_execution, "three concurrent duplicates, one execution");
     for (status, body) in &answers {
         assert_eq!(*status, 200);
         assert_eq!(body, &answers[0].1, "duplicates get the same response");
@@ -289,13 +295,13 @@ async fn concurrent_duplicates_share_one_generation_and_later_ones_replay_it() {
     assert_eq!(status, 200);
     assert!(started.elapsed() < Duration::from_millis(300), "replay took {:?}", started.elapsed());
     assert_eq!(replay, answers[0].1);
-    assert_eq!(server.fake.calls(), 1, "a later duplicate does no new work");
+    assert_eq!(server.fake.calls(), one_execution, "a later duplicate does no new work");
 
     // The other phase of the same task is different work.
     let final_body = with_mode(&fixture_brief("blog-post-sustainable-investing"), "final");
     let (status, fin) = json_of(post_execute(&client(), &server.url, final_body, &Signed::default()).await).await;
     assert_eq!((status, fin["mode"].as_str()), (200, Some("final")));
-    assert_eq!(server.fake.calls(), 2);
+    assert!(server.fake.calls() > one_execution);
 }
 
 #[tokio::test]

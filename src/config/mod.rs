@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::attachments::AttachmentPolicy;
+
 mod pool;
 
 pub use pool::{PoolConfig, PooledModel};
@@ -24,6 +26,7 @@ const DEFAULT_PROTOTYPE_DEADLINE_SECS: u64 = 120;
 const DEFAULT_FINAL_DEADLINE_SECS: u64 = 300;
 const DEFAULT_COST_PER_HOUR_USD: f64 = 0.10;
 const DEFAULT_BID_FRACTION: f64 = 0.8;
+pub const DEFAULT_NO_REPEAT_NGRAM: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -172,6 +175,10 @@ pub struct ModelArgs {
     /// How many recent tokens the repeat penalty looks at.
     #[arg(long, env = "BIDDER_REPEAT_LAST_N", default_value_t = 128)]
     pub repeat_last_n: usize,
+    /// Never repeat a run of this many tokens within one answer (0 = off): small models loop,
+    /// and a penalty alone does not stop a whole sentence coming round again. Code turns it off.
+    #[arg(long, env = "BIDDER_NO_REPEAT_NGRAM", default_value_t = DEFAULT_NO_REPEAT_NGRAM)]
+    pub no_repeat_ngram: usize,
 }
 
 /// How a brief becomes a bid: time budgets, pricing.
@@ -189,6 +196,25 @@ pub struct StrategyArgs {
     /// Share of the buyer's `budget_usd` to bid (0 < f ≤ 1).
     #[arg(long, env = "BIDDER_BID_FRACTION", default_value_t = DEFAULT_BID_FRACTION)]
     pub bid_fraction: f64,
+    #[command(flatten)]
+    pub attachments: AttachmentArgs,
+}
+
+/// Which attachments a brief may make us download, and how much of them.
+#[derive(Debug, Clone, Args)]
+pub struct AttachmentArgs {
+    /// Largest attachment read, in bytes; a larger one is left out with a note to the buyer.
+    #[arg(long, env = "BIDDER_ATTACHMENT_MAX_BYTES", default_value_t = AttachmentPolicy::default().max_bytes)]
+    pub attachment_max_bytes: u64,
+    /// Time for downloading all of a brief's attachments, in seconds; it comes out of the
+    /// phase's budget, so it must be shorter than --prototype-deadline-secs.
+    #[arg(long, env = "BIDDER_ATTACHMENT_TIMEOUT_SECS", default_value_t = AttachmentPolicy::default().timeout.as_secs())]
+    pub attachment_timeout_secs: u64,
+    /// Comma-separated hosts (names or IP addresses, no port) exempt from the private-address
+    /// guard and allowed plain http, e.g. a storage service on the local network. Links are
+    /// written by strangers: every host listed here is one they can make this machine call.
+    #[arg(long, env = "BIDDER_ATTACHMENT_ALLOW_HOSTS", value_delimiter = ',')]
+    pub attachment_allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -349,6 +375,8 @@ pub struct SamplingConfig {
     pub top_p: f64,
     pub repeat_penalty: f32,
     pub repeat_last_n: usize,
+    /// Block any token that would repeat a run of this many tokens of the answer (0 = off).
+    pub no_repeat_ngram: usize,
 }
 
 /// Settings of the strategy layer.
@@ -358,6 +386,7 @@ pub struct StrategyConfig {
     pub final_deadline: Duration,
     pub cost_per_hour_usd: f64,
     pub bid_fraction: f64,
+    pub attachments: AttachmentPolicy,
 }
 
 impl Default for StrategyConfig {
@@ -367,6 +396,7 @@ impl Default for StrategyConfig {
             final_deadline: Duration::from_secs(DEFAULT_FINAL_DEADLINE_SECS),
             cost_per_hour_usd: DEFAULT_COST_PER_HOUR_USD,
             bid_fraction: DEFAULT_BID_FRACTION,
+            attachments: AttachmentPolicy::default(),
         }
     }
 }
@@ -516,6 +546,7 @@ impl ModelArgs {
                 top_p: self.top_p,
                 repeat_penalty: self.repeat_penalty,
                 repeat_last_n: self.repeat_last_n,
+                no_repeat_ngram: self.no_repeat_ngram,
             },
         })
     }
@@ -548,6 +579,45 @@ impl StrategyArgs {
             final_deadline: Duration::from_secs(self.final_deadline_secs),
             cost_per_hour_usd: self.cost_per_hour_usd,
             bid_fraction: self.bid_fraction,
+            attachments: self.attachments.validate(self.prototype_deadline_secs)?,
+        })
+    }
+}
+
+/// Attachments larger than this are never worth reading into a prompt.
+const MAX_ATTACHMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+impl AttachmentArgs {
+    fn validate(&self, prototype_deadline_secs: u64) -> Result<AttachmentPolicy, ConfigError> {
+        if self.attachment_max_bytes == 0 || self.attachment_max_bytes > MAX_ATTACHMENT_BYTES {
+            return Err(invalid("--attachment-max-bytes", format!("must be between 1 and {MAX_ATTACHMENT_BYTES}")));
+        }
+        if self.attachment_timeout_secs == 0 || self.attachment_timeout_secs >= prototype_deadline_secs {
+            return Err(invalid(
+                "--attachment-timeout-secs",
+                format!("must be at least 1 and less than --prototype-deadline-secs ({prototype_deadline_secs})"),
+            ));
+        }
+        let mut allow_hosts = Vec::new();
+        for raw in &self.attachment_allow_hosts {
+            let host = raw.trim().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+            if host.is_empty() {
+                continue;
+            }
+            // A bare host is all that is compared; a scheme, port or path would never match.
+            if host.parse::<std::net::IpAddr>().is_err() && host.contains([':', '/', '@', ' ', '?', '#']) {
+                return Err(invalid(
+                    "--attachment-allow-hosts",
+                    format!("{raw:?} is not a host: give names or IP addresses without scheme, port or path"),
+                ));
+            }
+            allow_hosts.push(host.to_ascii_lowercase());
+        }
+        Ok(AttachmentPolicy {
+            max_bytes: self.attachment_max_bytes,
+            timeout: Duration::from_secs(self.attachment_timeout_secs),
+            allow_hosts,
+            ..AttachmentPolicy::default()
         })
     }
 }
@@ -598,6 +668,28 @@ mod tests {
         assert!(parse(&["--prototype-deadline-secs", "420"]).is_err());
         assert!(parse(&["--final-deadline-secs", "0"]).is_err());
         assert!(parse(&["--bid-fraction", "1.5"]).is_err());
+    }
+
+    #[test]
+    fn attachment_flags_become_a_policy() {
+        assert_eq!(parse(&[]).unwrap().strategy.attachments, AttachmentPolicy::default());
+        let cfg = parse(&[
+            "--attachment-max-bytes",
+            "4096",
+            "--attachment-timeout-secs",
+            "3",
+            "--attachment-allow-hosts",
+            "127.0.0.1, Files.LAN.,[::1]",
+        ])
+        .unwrap();
+        let policy = cfg.strategy.attachments;
+        assert_eq!((policy.max_bytes, policy.timeout), (4096, Duration::from_secs(3)));
+        assert_eq!(policy.allow_hosts, ["127.0.0.1", "files.lan", "::1"]);
+        assert!(parse(&["--attachment-max-bytes", "0"]).is_err());
+        assert!(parse(&["--attachment-timeout-secs", "0"]).is_err());
+        assert!(parse(&["--attachment-timeout-secs", "120"]).is_err());
+        let err = parse(&["--attachment-allow-hosts", "http://files.lan:8080"]).unwrap_err().to_string();
+        assert!(err.contains("--attachment-allow-hosts"), "{err}");
     }
 
     #[test]

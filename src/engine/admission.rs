@@ -242,6 +242,8 @@ mod tests {
             min_new_tokens: 10,
             deadline: Instant::now() + deadline_in,
             seed: 0,
+            response_prefix: String::new(),
+            no_repeat_ngram: None,
         };
         (Job { prompt: vec![0; prompt], request, enqueued: Instant::now(), reply }, answer)
     }

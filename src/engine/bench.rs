@@ -48,13 +48,22 @@ pub fn bench_model(
         prompt.extend_from_slice(&filler[..filler.len().min(prompt_tokens - prompt.len())]);
     }
     // Greedy, no penalty: the speed of the model, not of a sampling setting.
-    let sampling = SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0, repeat_penalty: 1.0, repeat_last_n: 0 };
+    let sampling = SamplingConfig {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        repeat_penalty: 1.0,
+        repeat_last_n: 0,
+        no_repeat_ngram: 0,
+    };
     let request = GenerationRequest {
         messages: Vec::new(),
         max_new_tokens: gen_tokens,
         min_new_tokens: gen_tokens,
         deadline: Instant::now() + Duration::from_secs(24 * 3600),
         seed: 0,
+        response_prefix: String::new(),
+        no_repeat_ngram: None,
     };
     let warm_started = Instant::now();
     model.generate(

@@ -40,7 +40,15 @@ pub struct PromptEncoder {
 impl PromptEncoder {
     /// The prompt's token ids: the rendered chat template, special tokens matched whole.
     pub fn encode(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
-        let text = self.template.render(messages)?;
+        self.encode_with_prefix(messages, "")
+    }
+
+    /// As [`encode`](Self::encode), with the assistant's answer already begun by
+    /// `response_prefix` (tokenized together with the template, so the seam splits the way
+    /// the model saw in training).
+    pub fn encode_with_prefix(&self, messages: &[ChatMessage], response_prefix: &str) -> Result<Vec<u32>, EngineError> {
+        let mut text = self.template.render(messages)?;
+        text.push_str(response_prefix);
         let encoding =
             self.tokenizer.encode(text.as_str(), false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         let mut ids = encoding.get_ids().to_vec();
@@ -233,12 +241,12 @@ impl GgufModel {
             _ if position < prompt.len() => FinishReason::Deadline,
             None => FinishReason::Length,
             Some(mut logits) => {
-                let mut sampler = Sampler::new(sampling, request.seed);
+                let mut sampler = Sampler::new(sampling, request.seed, request.no_repeat_ngram);
                 let mut context = prompt.clone();
                 let mut last_step = Duration::ZERO;
                 loop {
                     let suppressed = if generated.len() < min_new { self.stop_tokens.as_slice() } else { &[] };
-                    let token = sampler.next_token(&logits, &context, suppressed)?;
+                    let token = sampler.next_token(&logits, &context, &generated, suppressed)?;
                     if self.stop_tokens.contains(&token) {
                         break FinishReason::Eos;
                     }

@@ -61,6 +61,28 @@ pub struct GenerationRequest {
     pub deadline: Instant,
     /// Sampling seed: the same brief gets the same draft.
     pub seed: u64,
+    /// Text the answer starts with, written for the model (`1.` to begin a list, a code fence):
+    /// small models follow a started shape far better than an instruction. Not part of the
+    /// returned text.
+    pub response_prefix: String,
+    /// Overrides the configured n-gram blocking (`Some(0)` turns it off, for code, where lines
+    /// legitimately repeat).
+    pub no_repeat_ngram: Option<usize>,
+}
+
+impl GenerationRequest {
+    /// A request with no response prefix and the configured repetition control.
+    pub fn new(messages: Vec<ChatMessage>, max_new_tokens: usize, deadline: Instant, seed: u64) -> Self {
+        Self {
+            messages,
+            max_new_tokens,
+            min_new_tokens: 1,
+            deadline,
+            seed,
+            response_prefix: String::new(),
+            no_repeat_ngram: None,
+        }
+    }
 }
 
 /// Why generation ended.

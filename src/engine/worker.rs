@@ -136,6 +136,8 @@ fn warm_up(model: &mut GgufModel, sampling: &SamplingConfig) -> Result<Speed, En
         min_new_tokens: WARM_UP_NEW_TOKENS,
         deadline: Instant::now() + Duration::from_secs(600),
         seed: 0,
+        response_prefix: String::new(),
+        no_repeat_ngram: None,
     };
     let prompt = model.encoder().encode(&request.messages)?;
     // The first pass pays for repacking the weights; the second measures.
@@ -194,7 +196,7 @@ impl TextGenerator for LocalEngine {
         let (reply, answer) = oneshot::channel();
         let submitted = self
             .encoder
-            .encode(&request.messages)
+            .encode_with_prefix(&request.messages, &request.response_prefix)
             .and_then(|prompt| self.queue.submit(Job { prompt, request, enqueued: Instant::now(), reply }));
         Box::pin(async move {
             submitted?;

@@ -8,7 +8,7 @@ use super::requirements::{OutputFormat, Requirements};
 use crate::protocol::{Check, Phase};
 
 /// Phrases that mark machine-written filler; judges and buyers both penalise them.
-const STOCK_FILLER: &[&str] = &[
+pub(crate) const STOCK_FILLER: &[&str] = &[
     "delve",
     "in today's fast-paced world",
     "in today’s fast-paced world",
@@ -72,20 +72,26 @@ fn no_stock_filler(draft: &str) -> Check {
     }
 }
 
-/// A passage of [`REPEATED_PASSAGE_WORDS`] words that appears three times or more is a loop.
+/// A passage of [`REPEATED_PASSAGE_WORDS`] words that appears three times or more within one
+/// section is a loop. Across sections (three posts that each end on the same offer) it is not.
 fn no_repeated_passages(draft: &str) -> Check {
-    let words: Vec<String> = draft
-        .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut seen: std::collections::HashMap<&[String], usize> = std::collections::HashMap::new();
     let mut looped = None;
-    for window in words.windows(REPEATED_PASSAGE_WORDS) {
-        let count = seen.entry(window).or_default();
-        *count += 1;
-        if *count == 3 {
-            looped = Some(window.join(" "));
+    for section in draft.split("\n#") {
+        let words: Vec<String> = section
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut seen: std::collections::HashMap<&[String], usize> = std::collections::HashMap::new();
+        for window in words.windows(REPEATED_PASSAGE_WORDS) {
+            let count = seen.entry(window).or_default();
+            *count += 1;
+            if *count == 3 {
+                looped = Some(window.join(" "));
+                break;
+            }
+        }
+        if looped.is_some() {
             break;
         }
     }

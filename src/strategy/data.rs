@@ -6,6 +6,42 @@
 
 use std::collections::BTreeMap;
 
+use super::compose::{Ask, Draft, Writer};
+use super::{GenerationPlan, clean, prompt};
+use crate::engine::{EngineError, FinishReason};
+use crate::protocol::Brief;
+
+/// The data brief's deliverable: findings and tables computed here; the model's part is what to
+/// look into next, kept only if it is the bullet list asked for, invents no number and does not
+/// echo the brief (otherwise computed next steps stand in).
+pub async fn write(
+    brief: &Brief,
+    plan: &GenerationPlan,
+    analysis: &Analysis,
+    writer: &mut Writer<'_>,
+) -> Result<Draft, EngineError> {
+    let messages = prompt::messages(brief, plan.requested_words, plan.target_words, None, &analysis.figures);
+    let ask = Ask::new(messages[0].content.clone(), messages[1].content.clone(), plan.max_new_tokens).prefix("- ");
+    let mut next_steps = match writer.ask(&ask).await? {
+        Some(reply) => clean::clean_output(&reply.text, reply.finish != FinishReason::Eos),
+        None => String::new(),
+    };
+    let numbers_ok = numbers_check(&next_steps, analysis, &brief.description).passed;
+    let bullets = next_steps.lines().filter(|l| l.trim_start().starts_with(['-', '*'])).count();
+    if !numbers_ok || bullets < 2 || next_steps.contains("## Brief") {
+        tracing::info!("the model's next steps for the data brief failed their checks; using computed ones");
+        next_steps = analysis.next_steps.iter().map(|s| format!("- {s}\n")).collect();
+    }
+    let findings: String = analysis.findings.iter().map(|f| format!("- {f}\n")).collect();
+    let text = format!(
+        "## Key findings\n\n{findings}\n## What to look into next\n\n{}\n\n## Results\n\n{}",
+        next_steps.trim_end(),
+        analysis.tables
+    );
+    let checks = vec![numbers_check(&text, analysis, &brief.description)];
+    Ok(Draft { text, checks, complete: true, ..Draft::default() })
+}
+
 /// Words in a header that mark a period column.
 const PERIOD_HEADERS: &[&str] = &["quarter", "month", "year", "period", "week", "date", "day"];
 /// More distinct entities than this are not a breakdown but a list.
@@ -261,6 +297,32 @@ pub fn analyse(table: &Table) -> Analysis {
                         }
                         tables.push('\n');
                     }
+                    // Without periods: each measure's total, its leader and its laggard.
+                    for &c in &numeric {
+                        let header = &table.headers[c];
+                        let total: f64 = table.rows.iter().map(|r| value(r, c)).sum();
+                        let mut sums: Vec<(String, f64)> = entities
+                            .iter()
+                            .map(|name| {
+                                (name.clone(), table.rows.iter().filter(|r| &r[e] == name).map(|r| value(r, c)).sum())
+                            })
+                            .collect();
+                        sums.sort_by(|a, b| b.1.total_cmp(&a.1));
+                        let share = |v: f64| if total == 0.0 { 0.0 } else { 100.0 * v / total };
+                        if let (Some((top, top_value)), Some((low, low_value))) = (sums.first(), sums.last()) {
+                            findings.push(format!(
+                                "Total {header}: {}. {top} leads with {} ({:.1}%); {low} is lowest with {} ({:.1}%).",
+                                format_number(total),
+                                format_number(*top_value),
+                                share(*top_value),
+                                format_number(*low_value),
+                                share(*low_value)
+                            ));
+                            next_steps.push(format!("Find out what holds {low}'s {header} back compared with {top}."));
+                        }
+                    }
+                    next_steps
+                        .push(format!("Add a period column to see how each {} moves over time.", table.headers[e]));
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! checked with an XML parser in the tests), and the rationale states those choices as they are.
 
 use super::requirements::Requirements;
-use crate::protocol::{Brief, Phase};
+use crate::protocol::{Artifact, Brief, Phase};
 
 /// The wordmark for a brief, and the choices behind it (for the rationale prompt).
 #[derive(Debug, Clone, PartialEq)]
@@ -271,6 +271,28 @@ const MOOD_WORDS: &[&str] = &[
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
+/// The logo's draft: the rationale with the SVG inline, and the SVG (plus, in the final, its
+/// variants) as image artifacts. The model is not asked.
+pub fn draft(brief: &Brief, mark: &Wordmark) -> super::compose::Draft {
+    let mut artifacts = vec![Artifact::svg(format!("{} wordmark", mark.name), file_name(&mark.name), &mark.svg)];
+    if brief.phase == Phase::Final {
+        for (label, svg) in &mark.variants {
+            artifacts.push(Artifact::svg(
+                format!("{} wordmark, {label}", mark.name),
+                variant_file_name(&mark.name, label),
+                svg,
+            ));
+        }
+    }
+    super::compose::Draft {
+        text: format!("{}\n\n```svg\n{}\n```", rationale(brief, mark, brief.phase), mark.svg),
+        artifacts,
+        checks: Vec::new(),
+        complete: true,
+        note: None,
+    }
 }
 
 /// The file name of a variant, e.g. `nimbus-analytics-logo-reversed.svg`.

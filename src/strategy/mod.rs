@@ -9,22 +9,31 @@
 //! the brief ([`data`], figures computed in Rust). Per-family strategies for the rest (outlines,
 //! item limits) and repair of failed checks build on this plan.
 
+pub mod business;
 pub mod checks;
 pub mod clean;
+pub mod code;
+pub mod compose;
 pub mod data;
+pub mod general;
 pub mod logo;
+pub mod longform;
 pub mod presentation;
 pub mod pricing;
 pub mod prompt;
+pub mod prose;
 pub mod requirements;
+pub mod shortform;
+pub mod translation;
 
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::StrategyConfig;
-use crate::engine::ChatMessage;
+use crate::engine::EngineError;
 use crate::protocol::{Brief, Phase};
+use compose::{Draft, Writer};
 use requirements::{Requirements, TaskFamily};
 
 /// Prototypes of long pieces are a strong opening of this many words at most.
@@ -42,7 +51,6 @@ const MIN_NEW_TOKENS: usize = 24;
 /// Everything the engine needs to know about one generation, decided from the brief alone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerationPlan {
-    pub messages: Vec<ChatMessage>,
     /// The length the buyer asked for, if any.
     pub requested_words: Option<u64>,
     /// The length this phase aims for.
@@ -73,7 +81,6 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
         TaskFamily::Data => data::find_table(&brief.description).map(|table| data::analyse(&table)),
         _ => None,
     };
-    let figures = analysis.as_ref().map(|a| a.figures.as_slice()).unwrap_or_default();
     let target_words = match (brief.phase, requested_words) {
         // A translation is as long as its source, whatever the phase.
         (_, None) if translate_into.is_some() => (clean::word_count(&brief.description) as u64).max(20),
@@ -90,7 +97,6 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
     let tokens_per_word = if translate_into.is_some() { 3.0 } else { TOKENS_PER_WORD };
     let max_new_tokens = ((target_words as f64 * tokens_per_word) as usize + 64).min(token_cap);
     GenerationPlan {
-        messages: prompt::messages(brief, requested_words, target_words, translate_into.as_deref(), figures),
         requested_words,
         target_words,
         max_new_tokens,
@@ -103,11 +109,24 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
     }
 }
 
+/// Write the deliverable for `brief` by the strategy of its family.
+pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>) -> Result<Draft, EngineError> {
+    match (plan.requirements.family, &plan.wordmark, &plan.analysis) {
+        (_, Some(mark), _) => Ok(logo::draft(brief, mark)),
+        (_, _, Some(analysis)) => data::write(brief, plan, analysis, writer).await,
+        (TaskFamily::LongForm, ..) => longform::write(brief, plan, writer).await,
+        (TaskFamily::ShortForm, ..) => shortform::write(brief, plan, writer).await,
+        (TaskFamily::Translation, ..) => translation::write(brief, plan, writer).await,
+        (TaskFamily::Code, ..) => code::write(brief, plan, writer).await,
+        (TaskFamily::Business, ..) => business::write(brief, plan, writer).await,
+        _ => general::write(brief, plan, writer).await,
+    }
+}
+
 /// A logo: the wordmark and its rationale are built here (see [`logo`]).
 fn plan_logo(brief: &Brief, config: &StrategyConfig, requirements: Requirements) -> GenerationPlan {
     let wordmark = logo::wordmark(brief, &requirements);
     GenerationPlan {
-        messages: Vec::new(),
         requested_words: None,
         target_words: 0,
         max_new_tokens: 0,

@@ -22,7 +22,7 @@ pub fn summary(brief: &Brief, output: &str, words: usize) -> String {
 /// A short note to the buyer: what this is, what the final adds, what we could not use.
 pub fn agent_message(brief: &Brief, requested_words: Option<u64>, words: usize) -> String {
     let kind = brief.kind_of_work();
-    let mut message = match (brief.phase, requested_words) {
+    match (brief.phase, requested_words) {
         (Phase::Prototype, Some(requested)) if (words as u64) < requested * 9 / 10 => format!(
             "This prototype is the opening of your {kind} ({words} of the {requested} words you asked for), \
              written to your brief. The final delivery is the complete piece at full length, covering every \
@@ -33,12 +33,21 @@ pub fn agent_message(brief: &Brief, requested_words: Option<u64>, words: usize) 
              refines it against every requirement you listed."
         ),
         (Phase::Final, _) => format!("Here is the complete {kind}, written to your brief. Thank you for choosing us."),
-    };
-    let unread: Vec<&str> = brief.attachments.iter().map(|a| a.filename.as_str()).filter(|f| !f.is_empty()).collect();
-    if !unread.is_empty() {
-        message.push_str(&format!(" Attachments not used in this draft: {}.", unread.join(", ")));
     }
-    message
+}
+
+/// What became of the brief's attachments, for the agent message: which were read, and why
+/// any could not be.
+pub fn attachment_note(report: &crate::attachments::AttachmentReport) -> String {
+    let mut note = String::new();
+    if !report.fetched.is_empty() {
+        let read: Vec<&str> = report.fetched.iter().map(|f| f.filename.as_str()).collect();
+        note.push_str(&format!(" Read from your attachments: {}.", read.join(", ")));
+    }
+    for failure in &report.failures {
+        note.push_str(&format!(" {}.", failure.trim_end_matches('.')));
+    }
+    note
 }
 
 fn section_headings(markdown: &str) -> Vec<String> {
@@ -67,11 +76,24 @@ mod tests {
 
     #[test]
     fn a_short_prototype_says_the_final_is_full_length() {
-        let brief = parse_brief(
-            br#"{"task_id":"t","mode":"prototype","description":"d","attachments":[{"filename":"a.csv","url":"u"}]}"#,
-        )
-        .unwrap();
+        let brief = parse_brief(br#"{"task_id":"t","mode":"prototype","description":"d"}"#).unwrap();
         let m = agent_message(&brief, Some(1500), 400);
-        assert!(m.contains("400 of the 1500 words") && m.contains("a.csv"), "{m}");
+        assert!(m.contains("400 of the 1500 words"), "{m}");
+    }
+
+    #[test]
+    fn the_note_says_which_attachments_were_read_and_why_others_were_not() {
+        let report = crate::attachments::AttachmentReport {
+            fetched: vec![crate::attachments::FetchedAttachment {
+                filename: "sales.csv".into(),
+                content_type: "text/csv".into(),
+                text: "a,b".into(),
+            }],
+            failures: vec!["logo.png is not a text file; not used".into()],
+        };
+        assert_eq!(
+            attachment_note(&report),
+            " Read from your attachments: sales.csv. logo.png is not a text file; not used."
+        );
     }
 }

@@ -149,3 +149,32 @@ pub fn assert_no_template_tokens(text: &str) {
         assert!(!text.contains(marker), "template token {marker:?} in output: {text}");
     }
 }
+
+/// Run the fixture brief `name` in `mode` through `bidder execute` on the default model (the
+/// real pipeline and engine, no HTTP) and return the response JSON. `args` are extra flags.
+pub fn execute_fixture(name: &str, mode: &str, args: &[&str]) -> serde_json::Value {
+    let model = repo_path("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.is_file(), "{} is missing: run scripts/fetch-models.sh first", model.display());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bidder"))
+        .env_remove("RUST_LOG")
+        .env("BIDDER_MODEL", &model)
+        .arg("execute")
+        .args(["--mode", mode])
+        .args(args)
+        .arg(repo_path(&format!("tests/fixtures/briefs/{name}.json")))
+        .output()
+        .expect("run bidder execute");
+    assert!(output.status.success(), "{name} {mode}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{name} {mode}: {e}"))
+}
+
+/// The checks of a response that failed, as "name: detail" lines.
+pub fn failed_checks(body: &serde_json::Value) -> Vec<String> {
+    body["metadata"]["checks"]
+        .as_array()
+        .expect("metadata.checks")
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .map(|c| format!("{}: {}", c["name"].as_str().unwrap_or("?"), c["detail"].as_str().unwrap_or("")))
+        .collect()
+}

@@ -1,0 +1,608 @@
+//! The pieces every writing strategy shares: what the brief is about ([`subject`]), the facts
+//! it states that the work must carry ([`facts`]), asking for a paragraph of about so many
+//! words ([`write_paragraphs`]) and for a numbered list ([`write_list`]), and cleaning what a
+//! small model wraps around its answer (quotes, commentary, placeholders, misspelt names).
+
+use super::compose::{Ask, Writer};
+use super::{clean, compose};
+use crate::engine::EngineError;
+
+/// Whether `text` is an instruction ("Write a 1500-word blog post…") rather than a name for
+/// the work.
+pub fn is_instruction(text: &str) -> bool {
+    let lower = text.trim().to_lowercase();
+    IMPERATIVES.iter().any(|verb| lower.starts_with(&format!("{verb} ")))
+}
+
+/// Verbs that open an instruction to us rather than a fact about the work.
+const IMPERATIVES: &[&str] = &[
+    "write",
+    "provide",
+    "give",
+    "include",
+    "create",
+    "draft",
+    "make",
+    "please",
+    "produce",
+    "prepare",
+    "compose",
+    "design",
+    "translate",
+    "review",
+    "need",
+    "i need",
+    "we need",
+    "generate",
+    "list",
+    "add",
+    "use",
+    "keep",
+];
+
+/// Lines a small model writes about its answer instead of as part of it.
+const COMMENTARY_OPENINGS: &[&str] = &[
+    "here's",
+    "here is",
+    "in this ",
+    "note:",
+    "justification",
+    "this post",
+    "this caption",
+    "this message",
+    "i hope",
+    "explanation",
+    "commentary",
+    "feel free",
+    "let me know",
+    "remember to",
+    "example",
+    "now the real",
+    "word count",
+    "(word count",
+    "---",
+];
+
+/// Phrases that mark the model echoing our prompt; a sentence with one is dropped.
+const PROMPT_ECHOES: &[&str] = &["so far:", "brand news:", "product:", "the real task", "write only"];
+
+/// Tokens per English word, with headroom for markdown and sub-word pieces.
+pub const TOKENS_PER_WORD: f64 = 1.6;
+
+/// What the brief is about, without the instructions: its statements, and for an instruction
+/// like "Write ad copy for 'X', an app that…" the part after "for".
+pub fn subject(description: &str) -> String {
+    let mut kept = Vec::new();
+    for sentence in compose::sentences(description) {
+        let lower = sentence.to_lowercase();
+        let imperative = IMPERATIVES.iter().any(|verb| lower.starts_with(&format!("{verb} ")));
+        if !imperative {
+            kept.push(sentence);
+        } else if let Some(at) = lower.split(':').next().and_then(|clause| clause.find(" for ")) {
+            // Only in the instruction's first clause: after a colon come the parts to write.
+            let about = sentence[at + 5..].trim();
+            // "…for each slide a title" is an instruction too; an object worth keeping names
+            // something ("'X', an app that…", "a bakery called…").
+            let names_something = about.starts_with(['\'', '"', '“']) || about.split_whitespace().count() >= 3;
+            if names_something && !lower[at..].starts_with(" for each") {
+                kept.push(capitalise(about));
+            }
+        }
+    }
+    without_parentheses(&kept.join(" "))
+}
+
+/// `text` without its parenthesised asides, which in a brief are instructions ("(under 280
+/// characters)").
+fn without_parentheses(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ").replace(" ,", ",").replace(" .", ".")
+}
+
+/// Numbers in `text` as digit strings (`30%` and `$750k` give `30` and `750`).
+pub fn numbers_in(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()).map(str::to_string).collect()
+}
+
+/// Sentences the model made up or padded: a number the brief never gave (a date, a price, a
+/// duration — small models invent them freely) or stock filler. Dropped from its prose.
+pub fn unsupported(sentence: &str, known_numbers: &std::collections::BTreeSet<String>) -> bool {
+    let lower = sentence.to_lowercase();
+    numbers_in(sentence).iter().any(|n| !known_numbers.contains(n))
+        || super::checks::STOCK_FILLER.iter().any(|phrase| lower.contains(phrase))
+        || PROMPT_ECHOES.iter().any(|echo| lower.contains(echo))
+}
+
+/// `text` without its [`unsupported`] sentences, paragraphs kept.
+pub fn drop_unsupported(text: &str, known_numbers: &std::collections::BTreeSet<String>) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            compose::sentences(paragraph)
+                .into_iter()
+                .filter(|s| !unsupported(s, known_numbers))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|p| !p.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Facts the work must carry as written: codes (`GRIND30`), figures with a unit or sign
+/// (`30%`, `$750k`, `48 hours`, `750 ml`, `6am`) and quoted names.
+pub fn facts(description: &str, names: &[String]) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut push = |fact: String| {
+        if !fact.is_empty() && !found.iter().any(|f| f.eq_ignore_ascii_case(&fact)) {
+            found.push(fact);
+        }
+    };
+    for token in description.split_whitespace() {
+        let token =
+            token.trim_matches(|c: char| matches!(c, ',' | '.' | ';' | ':' | '(' | ')' | '\'' | '"' | '!' | '?'));
+        let has_digit = token.chars().any(|c| c.is_ascii_digit());
+        let has_upper = token.chars().any(|c| c.is_ascii_uppercase());
+        let code = has_digit && has_upper && token.chars().all(|c| c.is_ascii_alphanumeric()) && token.len() >= 4;
+        let figure = has_digit && (token.contains('%') || token.starts_with(['$', '€', '£']));
+        if code || figure {
+            push(token.to_string());
+        }
+    }
+    for name in names {
+        push(name.clone());
+    }
+    found
+}
+
+/// The features a brief lists after a colon ("…water bottle: keeps drinks cold 24h, 750 ml,
+/// leak-proof lid"), as written: at least three comma-separated items.
+pub fn feature_list(description: &str) -> Vec<String> {
+    for sentence in compose::sentences(description) {
+        let Some((_, list)) = sentence.split_once(": ") else { continue };
+        let items: Vec<String> = split_outside_parentheses(list.trim_end_matches(['.', '!']))
+            .into_iter()
+            .map(|item| item.trim().trim_start_matches("and ").trim().to_string())
+            .filter(|item| !item.is_empty())
+            .collect();
+        if items.len() >= 3 {
+            return items;
+        }
+    }
+    Vec::new()
+}
+
+/// `text` split at commas and semicolons that are not inside parentheses.
+fn split_outside_parentheses(text: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' | ';' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// Ask for about `words` words of prose under `instruction`, with `context` before it, and
+/// clean the answer into plain paragraphs. `None` when no time was left.
+pub async fn write_paragraphs(
+    writer: &mut Writer<'_>,
+    system: &str,
+    context: &str,
+    instruction: &str,
+    words: usize,
+    share: f64,
+) -> Result<Option<String>, EngineError> {
+    write_paragraphs_from(writer, system, context, instruction, words, share, "").await
+}
+
+/// As [`write_paragraphs`], with the answer begun by `opening` (a phrase it must contain).
+pub async fn write_paragraphs_from(
+    writer: &mut Writer<'_>,
+    system: &str,
+    context: &str,
+    instruction: &str,
+    words: usize,
+    share: f64,
+    opening: &str,
+) -> Result<Option<String>, EngineError> {
+    let max_tokens = (words as f64 * TOKENS_PER_WORD) as usize + 40;
+    let ask = Ask::new(system, format!("{context}\n\n{instruction}"), max_tokens).share(share).prefix(opening);
+    let Some(reply) = writer.ask(&ask).await? else { return Ok(None) };
+    let truncated = reply.finish != crate::engine::FinishReason::Eos;
+    let known = numbers_in(&format!("{context}\n{instruction}"));
+    let text = drop_unsupported(&clean_prose(&clean::clean_output(&reply.text, truncated)), &known);
+    Ok((!text.trim().is_empty()).then_some(text))
+}
+
+/// Paragraphs only: no headings, no list markers, no surrounding quotes, no commentary, no
+/// `[placeholders]`.
+pub fn clean_prose(text: &str) -> String {
+    let mut paragraphs: Vec<String> = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !current.is_empty() {
+                paragraphs.push(current.join(" "));
+                current.clear();
+            }
+            continue;
+        }
+        if is_commentary(line) {
+            // What follows commentary is more commentary; an opening line of it is skipped.
+            if paragraphs.is_empty() && current.is_empty() {
+                continue;
+            }
+            break;
+        }
+        if line.starts_with('#') || line.contains('[') || line.starts_with("**") && line.ends_with("**") {
+            continue;
+        }
+        let line = line.trim_start_matches(['-', '*', '•']).trim();
+        let line = strip_list_number(line);
+        let line = line.trim_matches(|c| c == '"' || c == '“' || c == '”').trim();
+        if !line.is_empty() {
+            current.push(line.to_string());
+        }
+    }
+    if !current.is_empty() {
+        paragraphs.push(current.join(" "));
+    }
+    paragraphs.join("\n\n")
+}
+
+fn is_commentary(line: &str) -> bool {
+    let lower = line.trim_start_matches(['*', '#', ' ', '"']).to_lowercase();
+    COMMENTARY_OPENINGS.iter().any(|opening| lower.starts_with(opening))
+}
+
+fn strip_list_number(line: &str) -> &str {
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    match line[digits..].strip_prefix(['.', ')']) {
+        Some(rest) if digits > 0 && digits <= 2 => rest.trim_start(),
+        _ => line,
+    }
+}
+
+/// The items of the numbered list at the start of `text` (`1. …`, `2) …`), stopping at the
+/// first line that is neither an item nor blank.
+pub fn numbered_items(text: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let digits = line.chars().take_while(char::is_ascii_digit).count();
+        let bullet = line.starts_with(['-', '*', '•']) && !line.starts_with("**");
+        let rest = match line[digits..].strip_prefix(['.', ')']) {
+            Some(rest) if digits > 0 => rest,
+            _ if bullet => &line[1..],
+            _ => break,
+        };
+        let item = rest.trim().trim_matches(|c| c == '"' || c == '“' || c == '”' || c == '*').trim();
+        if !item.is_empty() {
+            items.push(item.to_string());
+        }
+    }
+    items
+}
+
+/// A list to write: `count` items of `kind`, each at most `max_chars` long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListSpec {
+    /// Singular, lower case: `headline`.
+    pub kind: String,
+    pub count: usize,
+    pub max_chars: Option<usize>,
+    /// Two-shot example items of this kind for a made-up product, which show the model the form.
+    pub example: &'static [&'static str],
+}
+
+/// The made-up product the list examples are written for; never the buyer's.
+const EXAMPLE_PRODUCT: &str = "FitTrack, a running app with a personal AI coach. 14-day free trial.";
+/// Words of the example that must not leak into the buyer's work.
+const EXAMPLE_WORDS: &[&str] = &["fittrack", "running app", "14-day"];
+
+/// Example items by kind, for [`ListSpec::example`].
+pub fn example_items(kind: &str) -> &'static [&'static str] {
+    match kind {
+        k if k.contains("description") => &[
+            "Train with an AI coach that adapts to you. Start your free trial today.",
+            "Plans for every runner, from a first 5K to a marathon. Download now.",
+        ],
+        k if k.contains("slogan") || k.contains("tagline") => &["Every Run Counts", "Your Pace, Your Coach"],
+        k if k.contains("bullet") || k.contains("feature") || k.contains("point") => {
+            &["Personal plans that adapt after every run", "Real-time pace and heart-rate coaching"]
+        }
+        _ => &["Run Smarter With FitTrack", "Your AI Running Coach"],
+    }
+}
+
+/// Write the list `spec` about `subject`: ask in rounds for what is still missing, keep the
+/// items that fit the limit (tightened by whole words when slightly over), are new, are about
+/// the brief and spell its names right. Returns the items (at most `spec.count`) and the last
+/// failure when fewer than asked were found.
+pub async fn write_list(
+    writer: &mut Writer<'_>,
+    system: &str,
+    subject: &str,
+    names: &[String],
+    spec: &ListSpec,
+    rounds: usize,
+) -> Result<Vec<String>, EngineError> {
+    let relevance_words = content_words(subject);
+    let known_numbers = numbers_in(subject);
+    let mut picked: Vec<(usize, String)> = Vec::new();
+    let limit = spec.max_chars.map_or(String::new(), |n| format!(" (at most {n} characters each)"));
+    let heading = capitalise(&plural(&spec.kind));
+    let example: String = spec.example.iter().enumerate().map(|(i, item)| format!("{}. {item}\n", i + 1)).collect();
+    for round in 0..rounds.max(1) {
+        // Items about the brief are what counts; others only fill in if the rounds run out.
+        let relevant = picked.iter().filter(|(score, _)| *score > 0).count();
+        let missing = spec.count.saturating_sub(relevant);
+        if missing == 0 || !writer.has_time() {
+            break;
+        }
+        let ask_for = (missing + 2).max(3);
+        let user = format!(
+            "Example. Product: {EXAMPLE_PRODUCT}\n{heading}{limit}:\n{example}\n\
+             Now the real task. Write {ask_for} new {kinds} for: {subject}\n{heading}{limit}:",
+            kinds = plural(&spec.kind),
+        );
+        let per_item = spec.max_chars.map_or(24, |n| n / 3 + 8);
+        let max_tokens = ask_for * per_item + 24;
+        let share = 1.0 / (rounds - round).max(2) as f64;
+        let Some(reply) = writer.ask(&Ask::new(system, user, max_tokens).prefix("1.").share(share)).await? else {
+            break;
+        };
+        for item in numbered_items(&reply.text) {
+            let Some((candidate, tightened)) = list_candidate(&item, spec, names) else { continue };
+            if unsupported(&candidate, &known_numbers) || picked.iter().any(|(_, p)| near_duplicate(p, &candidate)) {
+                continue;
+            }
+            // About the brief first; an item cut down to fit after those the model wrote whole.
+            let shared = content_words(&candidate).iter().filter(|w| relevance_words.contains(*w)).count();
+            let score = (shared.min(2) * 2).saturating_sub(usize::from(tightened));
+            picked.push((score, candidate));
+        }
+        // Items about the brief first; a stable sort keeps the model's order among equals.
+        picked.sort_by(|a, b| b.0.cmp(&a.0));
+        if picked.iter().filter(|(score, _)| *score > 0).count() >= spec.count {
+            break;
+        }
+    }
+    Ok(picked.into_iter().take(spec.count).map(|(_, item)| item).collect())
+}
+
+/// One list item made fit for `spec` and whether it had to be tightened, or `None`.
+fn list_candidate(raw: &str, spec: &ListSpec, names: &[String]) -> Option<(String, bool)> {
+    let mut text: String =
+        raw.chars().filter(|c| c.is_alphanumeric() || c.is_whitespace() || "&'’-,.!?:%$/+".contains(*c)).collect();
+    text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let short_kind = !spec.kind.contains("description") && !spec.kind.contains("bullet");
+    if short_kind {
+        // "Title: explanation" or "Title - explanation": the title is the item.
+        for separator in [": ", " - ", " – "] {
+            if let Some((head, _)) = text.split_once(separator)
+                && head.split_whitespace().count() >= 2
+            {
+                text = head.to_string();
+            }
+        }
+    }
+    let text = text.trim_end_matches([',', ';', ':', '-']).trim().to_string();
+    let lower = text.to_lowercase();
+    if EXAMPLE_WORDS.iter().any(|w| lower.contains(w)) || lower.starts_with("product") || text.ends_with("...") {
+        return None;
+    }
+    let text = fix_names(&text, names);
+    // The examples show the form; copied, they are not the buyer's work.
+    if misspells_a_name(&text, names) || spec.example.iter().any(|example| near_duplicate(example, &text)) {
+        return None;
+    }
+    let (text, tightened) = match spec.max_chars {
+        Some(limit) if text.chars().count() > limit => (compose::tighten(&text, limit, 2)?, true),
+        _ => (text, false),
+    };
+    (text.split_whitespace().count() >= 2).then_some((text, tightened))
+}
+
+/// `text` with every name written as the brief writes it: in its case, and where the model
+/// came close but not right (`Daily Grind Co.` for `Daily Grind Club`, `LinguaLaceep`).
+pub fn fix_names(text: &str, names: &[String]) -> String {
+    let mut out = text.to_string();
+    for name in names {
+        out = fix_near_misses(&out, name);
+    }
+    for name in names {
+        let lower_name = name.to_lowercase();
+        let mut search_from = 0;
+        while let Some(found) = out.to_lowercase()[search_from..].find(&lower_name) {
+            let start = search_from + found;
+            let end = start + name.len();
+            if out.is_char_boundary(start) && out.is_char_boundary(end) {
+                out.replace_range(start..end, name);
+            }
+            search_from = end;
+        }
+    }
+    out
+}
+
+/// Runs of as many words as `name` has, spelt nearly like it, replaced by it (a trailing
+/// possessive or punctuation kept).
+fn fix_near_misses(text: &str, name: &str) -> String {
+    const SIMILAR: f64 = 0.75;
+    let k = name.split_whitespace().count();
+    let lower_name = name.to_lowercase();
+    let mut tokens: Vec<String> = text.split(' ').map(str::to_string).collect();
+    let mut i = 0;
+    while k > 0 && i + k <= tokens.len() {
+        let window = tokens[i..i + k].join(" ");
+        if window.contains('\n') {
+            i += 1;
+            continue;
+        }
+        let core_end = window
+            .find(['’', '\''])
+            .unwrap_or(window.len())
+            .min(window.trim_end_matches(|c: char| !c.is_alphanumeric()).len());
+        let (core, rest) = window.split_at(core_end);
+        let lower_core = core.to_lowercase();
+        // Near, and the same at the start of every word (`Co` may stand for `Club`; `for` may not).
+        let same_initials = lower_core
+            .split_whitespace()
+            .zip(lower_name.split_whitespace())
+            .all(|(a, b)| a.chars().next() == b.chars().next());
+        let similar = strsim::normalized_levenshtein(&lower_core, &lower_name);
+        if core != name && same_initials && similar >= SIMILAR && core.len() >= 4 {
+            // `Co.’s` loses the abbreviation's dot; a sentence's full stop stays.
+            let rest = if rest.len() > 1 { rest.trim_start_matches('.') } else { rest };
+            tokens.splice(i..i + k, [format!("{name}{rest}")]);
+        }
+        i += 1;
+    }
+    tokens.join(" ")
+}
+
+/// A word close to a one-word name but not it (`LinguaLaceep` for `LinguaLeap`): the model
+/// misspelt the buyer's brand.
+fn misspells_a_name(text: &str, names: &[String]) -> bool {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() >= 4).any(|word| {
+        names.iter().filter(|n| !n.contains(' ')).any(|name| {
+            word != name && strsim::normalized_levenshtein(&word.to_lowercase(), &name.to_lowercase()) >= 0.7
+        })
+    })
+}
+
+/// Same words, or one inside the other, or most words shared.
+fn near_duplicate(a: &str, b: &str) -> bool {
+    let words = |s: &str| -> std::collections::BTreeSet<String> {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    };
+    let (a, b) = (words(a), words(b));
+    let shared = a.intersection(&b).count();
+    shared * 10 >= a.len().min(b.len()).max(1) * 8
+}
+
+/// Lower-case words of four letters or more, the distinctive part of a text.
+pub fn content_words(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 4)
+        .map(|w| w.to_lowercase().chars().take(6).collect())
+        .collect()
+}
+
+pub fn plural(kind: &str) -> String {
+    match kind {
+        k if k.ends_with('s') => k.to_string(),
+        k if k.ends_with('y') => format!("{}ies", &k[..k.len() - 1]),
+        k => format!("{k}s"),
+    }
+}
+
+pub fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subject_drops_instructions_but_keeps_what_they_are_about() {
+        let s = subject(
+            "Write Google responsive search ad assets for 'LinguaLeap', an app that teaches Spanish. \
+             Provide 10 headlines and 4 descriptions. Free 7-day trial.",
+        );
+        assert_eq!(s, "'LinguaLeap', an app that teaches Spanish. Free 7-day trial.");
+        assert_eq!(
+            subject("Give me some slogan ideas for a bakery called Crumb & Co that sells sourdough bread."),
+            "A bakery called Crumb & Co that sells sourdough bread."
+        );
+    }
+
+    #[test]
+    fn listed_features_are_read_as_written() {
+        let features = feature_list(
+            "Describe the 'Alpine 750' bottle: keeps drinks cold 24h / hot 12h, 750 ml, leak-proof lid and dishwasher safe. Target: hikers.",
+        );
+        assert_eq!(features, ["keeps drinks cold 24h / hot 12h", "750 ml", "leak-proof lid and dishwasher safe"]);
+        assert!(feature_list("No list here: just one thing.").is_empty());
+        assert_eq!(
+            feature_list("Items: spin class, holiday hours (closed Nov 27, 8am-2pm Nov 28), and a spotlight."),
+            ["spin class", "holiday hours (closed Nov 27, 8am-2pm Nov 28)", "a spotlight"]
+        );
+    }
+
+    #[test]
+    fn facts_are_codes_figures_and_names() {
+        let f = facts("First month is 30% off with code GRIND30. Seeking a $750k seed round.", &["Daily Grind".into()]);
+        assert_eq!(f, ["30%", "GRIND30", "$750k", "Daily Grind"]);
+    }
+
+    #[test]
+    fn commentary_and_placeholders_are_not_prose() {
+        let text = "\"We are live.\"\n\nSecond para\ncontinues.\n\nDear [Name],\nIn this message, I explain.";
+        assert_eq!(clean_prose(text), "We are live.\n\nSecond para continues.");
+        assert_eq!(clean_prose("Here's the post:\nWe are live."), "We are live.", "an opening remark is skipped");
+    }
+
+    #[test]
+    fn sentences_with_invented_numbers_or_filler_are_dropped() {
+        let known = numbers_in("First month is 30% off.");
+        let text = "Save 30% today. We launch on July 5th. In today's fast-paced world, coffee matters.\n\nJoin us.";
+        assert_eq!(drop_unsupported(text, &known), "Save 30% today.\n\nJoin us.");
+    }
+
+    #[test]
+    fn names_the_model_nearly_got_right_are_written_as_given() {
+        let names = vec!["Daily Grind Club".to_string(), "LinguaLeap".to_string()];
+        assert_eq!(
+            fix_names("Join the Daily Grind Co.’s club. Try LinguaLaceep or lingualeap.", &names),
+            "Join the Daily Grind Club’s club. Try LinguaLeap or LinguaLeap."
+        );
+        assert_eq!(fix_names("A daily grind for all.", &names), "A daily grind for all.");
+    }
+
+    #[test]
+    fn a_numbered_list_ends_where_the_rambling_starts() {
+        let text = "1. Learn Spanish Fast\n2) Talk Daily\n\n3. **Bold one**\nThis is a great example.\n4. Late";
+        assert_eq!(numbered_items(text), ["Learn Spanish Fast", "Talk Daily", "Bold one"]);
+    }
+
+    #[test]
+    fn list_items_fit_their_limit_without_cutting_words() {
+        let spec = ListSpec { kind: "headline".into(), count: 3, max_chars: Some(30), example: &[] };
+        let names = vec!["LinguaLeap".to_string()];
+        let item = |raw: &str| list_candidate(raw, &spec, &names).map(|(item, _)| item);
+        assert_eq!(item("Language Apps: Learn Spanish in 10 minutes a day with AI").as_deref(), Some("Language Apps"));
+        assert_eq!(item("Learn Spanish with lingualeap today").as_deref(), Some("Learn Spanish with LinguaLeap"));
+        assert_eq!(
+            list_candidate("Learn Spanish with LinguaLeap in ten minutes", &spec, &names),
+            Some(("Learn Spanish with LinguaLeap".to_string(), true))
+        );
+        assert_eq!(item("Try LinguaLaceep now").as_deref(), Some("Try LinguaLeap now"), "a misspelt brand, mended");
+        assert_eq!(list_candidate("Try FitTrack free", &spec, &names), None, "the example leaked");
+        assert!(near_duplicate("Learn Spanish Fast", "learn spanish fast!"));
+        assert!(!near_duplicate("Learn Spanish Fast", "Talk With AI Tutors"));
+    }
+}
