@@ -76,7 +76,7 @@ fn no_stock_filler(draft: &str) -> Check {
 /// section is a loop. Across sections (three posts that each end on the same offer) it is not.
 fn no_repeated_passages(draft: &str) -> Check {
     let mut looped = None;
-    for section in draft.split("\n#") {
+    for section in draft.split("\n## ") {
         let words: Vec<String> = section
             .split_whitespace()
             .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
@@ -131,7 +131,10 @@ pub fn listed_items(draft: &str, kind: &str) -> Vec<String> {
     let mut in_section = false;
     for line in draft.lines() {
         let trimmed = line.trim();
-        let is_heading = trimmed.starts_with('#') || (trimmed.ends_with(':') && trimmed.len() < 60);
+        // `#` then a space is a heading; `#word` is a hashtag.
+        let is_heading = trimmed.starts_with("# ")
+            || trimmed.starts_with("##")
+            || (trimmed.ends_with(':') && trimmed.len() < 60);
         let bold_heading = trimmed.starts_with("**") && trimmed.ends_with("**") && trimmed.len() < 60;
         if is_heading || bold_heading {
             in_section = trimmed.to_lowercase().contains(kind);

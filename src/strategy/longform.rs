@@ -224,7 +224,16 @@ fn item_heading(item: &str, proposed: &[String]) -> String {
         Some((plain, rest)) => (plain.trim(), rest.split(')').next().map(str::trim).filter(|d| !d.is_empty())),
         None => (item.trim(), None),
     };
-    let heading = match proposed.iter().find(|h| prose::content_words(h).iter().any(|w| words.contains(w))) {
+    // The item's own figures and names (`6am`, `Maria`) must survive into its heading.
+    let must_keep: Vec<&str> = plain
+        .split_whitespace()
+        .skip(1)
+        .filter(|w| w.chars().any(|c| c.is_ascii_digit()) || w.starts_with(char::is_uppercase))
+        .collect();
+    let fits_item = |h: &&String| {
+        prose::content_words(h).iter().any(|w| words.contains(w)) && must_keep.iter().all(|k| h.contains(k))
+    };
+    let heading = match proposed.iter().find(fits_item) {
         Some(found) => found.clone(),
         None => {
             let plain = plain.trim_start_matches("a reminder that ").trim_start_matches("the ");
@@ -275,7 +284,7 @@ async fn write_section(
     instruction.push_str(" Write only the section's paragraphs.");
     let mut text =
         prose::write_paragraphs(writer, SYSTEM, context, &instruction, section.words, share).await?.unwrap_or_default();
-    text = prose::fix_names(&text, names);
+    text = without_echoes(&prose::fix_names(&text, names), &section.heading);
     // A keyword the section was given but left out: one more try, naming it.
     let missing: Vec<&String> = section.keywords.iter().filter(|k| !contains_phrase(&text, k)).collect();
     if !missing.is_empty() && writer.has_time() {
@@ -295,6 +304,23 @@ async fn write_section(
         }
     }
     Ok(compose::trim_to_words(&text, section.words * 6 / 5))
+}
+
+/// `text` without the sentences that repeat the section's own heading (a small model echoes
+/// it, and three echoes read as a loop).
+fn without_echoes(text: &str, heading: &str) -> String {
+    let heading = heading.to_lowercase();
+    text.split("\n\n")
+        .map(|p| {
+            compose::sentences(p)
+                .into_iter()
+                .filter(|s| !s.to_lowercase().contains(&heading))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 fn contains_phrase(text: &str, phrase: &str) -> bool {
@@ -341,6 +367,9 @@ async fn fit_length(
         let Some(more) = prose::write_paragraphs(writer, SYSTEM, context, &instruction, need, 0.3).await? else {
             break;
         };
+        if more.is_empty() {
+            continue;
+        }
         let more = prose::fix_names(&more, names);
         let section = &mut sections[shortest];
         section.text = if section.text.is_empty() { more } else { format!("{}\n\n{more}", section.text) };
@@ -428,8 +457,13 @@ mod tests {
 
     #[test]
     fn the_brief_items_become_headings_the_model_may_name() {
-        let proposed = vec!["Spin Into the Morning".to_string(), "Celebrating Maria".to_string()];
-        assert_eq!(item_heading("new 6am spin class on Tuesdays and Thursdays", &proposed), "Spin Into the Morning");
+        let proposed = vec!["Spin Into the Morning".to_string(), "Celebrating Maria's Run".to_string()];
+        assert_eq!(
+            item_heading("new 6am spin class on Tuesdays and Thursdays", &proposed),
+            "New 6am spin class on Tuesdays and Thursdays",
+            "the model's heading lost the time"
+        );
+        assert_eq!(item_heading("a spotlight on Maria", &proposed), "Celebrating Maria's Run");
         assert_eq!(
             item_heading("holiday opening hours (closed Nov 27, 8am-2pm Nov 28)", &proposed),
             "Holiday opening hours: closed Nov 27, 8am-2pm Nov 28"

@@ -120,6 +120,10 @@ pub fn unsupported(sentence: &str, known_numbers: &std::collections::BTreeSet<St
     numbers_in(sentence).iter().any(|n| !known_numbers.contains(n))
         || super::checks::STOCK_FILLER.iter().any(|phrase| lower.contains(phrase))
         || PROMPT_ECHOES.iter().any(|echo| lower.contains(echo))
+        // Handles and e-mail addresses the brief never gave, and trailing-off fragments.
+        || sentence.contains('@')
+        || sentence.trim_end().ends_with("...")
+        || sentence.trim_end().ends_with('…')
 }
 
 /// `text` without its [`unsupported`] sentences, paragraphs kept.
@@ -199,7 +203,8 @@ fn split_outside_parentheses(text: &str) -> Vec<&str> {
 }
 
 /// Ask for about `words` words of prose under `instruction`, with `context` before it, and
-/// clean the answer into plain paragraphs. `None` when no time was left.
+/// clean the answer into plain paragraphs (empty if nothing in it was usable). `None` when no
+/// time was left.
 pub async fn write_paragraphs(
     writer: &mut Writer<'_>,
     system: &str,
@@ -227,7 +232,8 @@ pub async fn write_paragraphs_from(
     let truncated = reply.finish != crate::engine::FinishReason::Eos;
     let known = numbers_in(&format!("{context}\n{instruction}"));
     let text = drop_unsupported(&clean_prose(&clean::clean_output(&reply.text, truncated)), &known);
-    Ok((!text.trim().is_empty()).then_some(text))
+    // Empty when nothing survived cleaning: the caller may ask again.
+    Ok(Some(text.trim().to_string()))
 }
 
 /// Paragraphs only: no headings, no list markers, no surrounding quotes, no commentary, no
@@ -264,6 +270,9 @@ pub fn clean_prose(text: &str) -> String {
     if !current.is_empty() {
         paragraphs.push(current.join(" "));
     }
+    // A short paragraph without closing punctuation is a title the model echoed ("Email
+    // Newsletter - Monday to Friday"), not prose.
+    paragraphs.retain(|p| p.ends_with(['.', '!', '?', '"', '”', '\'', '’', ')']) || p.split_whitespace().count() >= 15);
     paragraphs.join("\n\n")
 }
 
@@ -373,7 +382,7 @@ pub async fn write_list(
             break;
         };
         for item in numbered_items(&reply.text) {
-            let Some((candidate, tightened)) = list_candidate(&item, spec, names) else { continue };
+            let Some((candidate, tightened)) = list_candidate(&item, spec, names, subject) else { continue };
             if unsupported(&candidate, &known_numbers) || picked.iter().any(|(_, p)| near_duplicate(p, &candidate)) {
                 continue;
             }
@@ -392,7 +401,7 @@ pub async fn write_list(
 }
 
 /// One list item made fit for `spec` and whether it had to be tightened, or `None`.
-fn list_candidate(raw: &str, spec: &ListSpec, names: &[String]) -> Option<(String, bool)> {
+fn list_candidate(raw: &str, spec: &ListSpec, names: &[String], subject: &str) -> Option<(String, bool)> {
     let mut text: String =
         raw.chars().filter(|c| c.is_alphanumeric() || c.is_whitespace() || "&'’-,.!?:%$/+".contains(*c)).collect();
     text = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -415,6 +424,9 @@ fn list_candidate(raw: &str, spec: &ListSpec, names: &[String]) -> Option<(Strin
     let text = fix_names(&text, names);
     // The examples show the form; copied, they are not the buyer's work.
     if misspells_a_name(&text, names) || spec.example.iter().any(|example| near_duplicate(example, &text)) {
+        return None;
+    }
+    if invents_a_name(&text, subject) {
         return None;
     }
     let (text, tightened) = match spec.max_chars {
@@ -482,13 +494,29 @@ fn fix_near_misses(text: &str, name: &str) -> String {
     tokens.join(" ")
 }
 
-/// A word close to a one-word name but not it (`LinguaLaceep` for `LinguaLeap`): the model
-/// misspelt the buyer's brand.
+/// A word close to a one-word name but not it (`LinguaLaceep`, `LinguaLingo` for
+/// `LinguaLeap`): the model misspelt the buyer's brand.
 fn misspells_a_name(text: &str, names: &[String]) -> bool {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() >= 4).any(|word| {
         names.iter().filter(|n| !n.contains(' ')).any(|name| {
-            word != name && strsim::normalized_levenshtein(&word.to_lowercase(), &name.to_lowercase()) >= 0.7
+            let (word, name) = (word.to_lowercase(), name.to_lowercase());
+            let stem: String = name.chars().take(5.min(name.chars().count().saturating_sub(2))).collect();
+            word != name && (word.starts_with(&stem) || strsim::normalized_levenshtein(&word, &name) >= 0.7)
         })
+    })
+}
+
+/// A sentence-case item naming something the brief never named (`Laravel`, `Duolingo`): in
+/// Title Case every word has a capital, so only sentence case can be read this way.
+fn invents_a_name(text: &str, subject: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let capitalised = words.iter().filter(|w| w.starts_with(char::is_uppercase)).count();
+    if capitalised * 10 >= words.len() * 6 {
+        return false;
+    }
+    words.iter().skip(1).any(|w| {
+        let word = w.trim_matches(|c: char| !c.is_alphanumeric()).split(['’', '\'']).next().unwrap_or_default();
+        word.starts_with(char::is_uppercase) && word.len() > 1 && !subject.contains(word) && word != "I"
     })
 }
 
@@ -561,7 +589,7 @@ mod tests {
 
     #[test]
     fn commentary_and_placeholders_are_not_prose() {
-        let text = "\"We are live.\"\n\nSecond para\ncontinues.\n\nDear [Name],\nIn this message, I explain.";
+        let text = "Email Newsletter - Monday\n\n\"We are live.\"\n\nSecond para\ncontinues.\n\nDear [Name],\nIn this message, I explain.";
         assert_eq!(clean_prose(text), "We are live.\n\nSecond para continues.");
         assert_eq!(clean_prose("Here's the post:\nWe are live."), "We are live.", "an opening remark is skipped");
     }
@@ -569,7 +597,7 @@ mod tests {
     #[test]
     fn sentences_with_invented_numbers_or_filler_are_dropped() {
         let known = numbers_in("First month is 30% off.");
-        let text = "Save 30% today. We launch on July 5th. In today's fast-paced world, coffee matters.\n\nJoin us.";
+        let text = "Save 30% today. We launch on July 5th. In today's fast-paced world, coffee matters.\n\nJoin us. Ask @bob. The club...";
         assert_eq!(drop_unsupported(text, &known), "Save 30% today.\n\nJoin us.");
     }
 
@@ -593,15 +621,19 @@ mod tests {
     fn list_items_fit_their_limit_without_cutting_words() {
         let spec = ListSpec { kind: "headline".into(), count: 3, max_chars: Some(30), example: &[] };
         let names = vec!["LinguaLeap".to_string()];
-        let item = |raw: &str| list_candidate(raw, &spec, &names).map(|(item, _)| item);
+        let subject = "'LinguaLeap', an app that teaches Spanish.";
+        let item = |raw: &str| list_candidate(raw, &spec, &names, subject).map(|(item, _)| item);
         assert_eq!(item("Language Apps: Learn Spanish in 10 minutes a day with AI").as_deref(), Some("Language Apps"));
         assert_eq!(item("Learn Spanish with lingualeap today").as_deref(), Some("Learn Spanish with LinguaLeap"));
         assert_eq!(
-            list_candidate("Learn Spanish with LinguaLeap in ten minutes", &spec, &names),
+            list_candidate("Learn Spanish with LinguaLeap in ten minutes", &spec, &names, subject),
             Some(("Learn Spanish with LinguaLeap".to_string(), true))
         );
-        assert_eq!(item("Try LinguaLaceep now").as_deref(), Some("Try LinguaLeap now"), "a misspelt brand, mended");
-        assert_eq!(list_candidate("Try FitTrack free", &spec, &names), None, "the example leaked");
+        assert_eq!(item("LinguaLingo for all"), None, "a near brand");
+        assert_eq!(item("The best way to learn Laravel"), None, "a name the brief never gave");
+        assert_eq!(item("Learn Spanish the Fun Way").as_deref(), Some("Learn Spanish the Fun Way"));
+        assert_eq!(item("Try LinguaLaceep today").as_deref(), Some("Try LinguaLeap today"), "a misspelt brand, mended");
+        assert_eq!(item("Try FitTrack free"), None, "the example leaked");
         assert!(near_duplicate("Learn Spanish Fast", "learn spanish fast!"));
         assert!(!near_duplicate("Learn Spanish Fast", "Talk With AI Tutors"));
     }

@@ -165,7 +165,11 @@ impl Requirements {
             platforms: list(PLATFORM_KEYS),
             format,
             colors: list(COLOR_KEYS),
-            names: names(&format!("{}\n{}", brief.title, brief.description)),
+            // A platform named in the brief is where the work goes, not a name it must carry.
+            names: names(&format!("{}\n{}", brief.title, brief.description))
+                .into_iter()
+                .filter(|name| !list(PLATFORM_KEYS).iter().any(|p| p.eq_ignore_ascii_case(name)))
+                .collect(),
             other_rules,
         }
     }

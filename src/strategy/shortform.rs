@@ -36,7 +36,7 @@ const LIST_KINDS: &[&str] = &[
 /// Without a stated count, this many items of a list.
 const DEFAULT_LIST_COUNT: usize = 8;
 /// Rounds of asking for a list's missing items.
-const LIST_ROUNDS: usize = 5;
+const LIST_ROUNDS: usize = 8;
 /// X's limit, when the brief gives none.
 const X_MAX_CHARS: usize = 280;
 
@@ -269,8 +269,9 @@ async fn write_post(
         format!("Write the {} post: {}. Write only the post, with no hashtags.", spec.platform, rules.join(", "));
     let context = format!("Brand news: {subject}");
     let mut body = String::new();
-    // Long posts come in paragraphs, each asked for on its own, until the length is reached.
-    for _ in 0..3 {
+    // Long posts come in paragraphs, each asked for on its own, until the length is reached;
+    // an answer with nothing usable in it is asked for again.
+    for _ in 0..5 {
         let words_now = clean::word_count(&body);
         if words_now >= min_words || !writer.has_time() {
             break;
@@ -294,43 +295,49 @@ async fn write_post(
             break;
         };
         let paragraph = strip_hashtags(&paragraph);
+        if paragraph.is_empty() {
+            continue;
+        }
         if !body.is_empty() {
             body.push_str("\n\n");
         }
         body.push_str(&paragraph);
     }
     if body.is_empty() {
-        return Ok(None);
+        // Out of tries or time: the brand news in the buyer's own words still makes a post.
+        body = compose::sentences(subject).into_iter().take(2).collect::<Vec<_>>().join(" ");
     }
     let mut body = prose::fix_names(&body, names);
-    // The offer, in the buyer's words, if the model left it out.
-    if let Some(offer) = offer
-        && facts.iter().any(|f| !body.contains(f.as_str()))
-    {
-        body = format!("{}\n\n{offer}", body.trim_end());
-    }
+    // The offer, in the buyer's words, if the model left it out; it and the hashtags close
+    // the post and are kept whole while the body is fitted around them.
+    let offer = offer.filter(|_| facts.iter().any(|f| !body.contains(f.as_str())));
     let hashtags = match spec.hashtags {
         Some(n) => hashtags_for(n, names, subject),
         None => String::new(),
     };
-    // Fit the limits: whole sentences off the end of the body (the offer, last, goes last).
+    let tail = [offer.unwrap_or_default(), hashtags.as_str()]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
     let fits = |body: &str| {
-        let post = join_post(body, &hashtags);
+        let post = join_post(body, &tail);
         clean::word_count(&post) <= max_words && spec.max_chars.is_none_or(|max| post.chars().count() <= max)
     };
+    // Whole sentences off the end of the body; a last long sentence loses whole words.
     while !fits(&body) {
         let sentences = compose::sentences(&body);
-        let Some(drop_at) = sentences.len().checked_sub(if offer.is_some() && sentences.len() > 2 { 2 } else { 1 })
-        else {
-            break;
-        };
-        if sentences.len() <= 1 {
-            break;
+        if sentences.len() > 1 {
+            body = sentences[..sentences.len() - 1].join(" ");
+            continue;
         }
-        let kept: Vec<&String> = sentences.iter().enumerate().filter(|(i, _)| *i != drop_at).map(|(_, s)| s).collect();
-        body = kept.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+        let room_chars = spec.max_chars.map_or(usize::MAX, |max| max.saturating_sub(tail.chars().count() + 2));
+        let room_words = max_words.saturating_sub(clean::word_count(&tail));
+        let by_words: String = body.split_whitespace().take(room_words).collect::<Vec<_>>().join(" ");
+        body = compose::tighten(&by_words, room_chars, 3).unwrap_or_default();
+        break;
     }
-    Ok(Some(join_post(&body, &hashtags)))
+    Ok(Some(join_post(&body, &tail)))
 }
 
 fn join_post(body: &str, hashtags: &str) -> String {
@@ -491,6 +498,9 @@ async fn write_piece(
         else {
             break;
         };
+        if more.is_empty() {
+            continue;
+        }
         if !paragraph.is_empty() {
             paragraph.push_str("\n\n");
         }
