@@ -154,7 +154,7 @@ impl Pipeline {
             status: "completed".into(),
             prototype_summary: presentation::summary(brief, &output, words),
             agent_message,
-            bid_price_usd: pricing::bid_price_usd(brief.budget_usd, self.strategy.bid_fraction),
+            bid_price_usd: pricing::bid_price_usd(brief.budget_usd, self.strategy.bid_fraction, plan.size_words()),
             artifacts,
             output,
             cost_usd,

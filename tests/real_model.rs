@@ -113,17 +113,15 @@ fn distinctive_words(text: &str) -> Vec<String> {
     words
 }
 
+/// Prototypes of every fixture brief, signed, through the real server: each returns complete
+/// within half the default prototype budget, with its checks reported. (Each fixture's final is
+/// held to every check in `fixture_finals.rs` and its siblings.)
 #[tokio::test]
-async fn serves_every_fixture_brief_in_both_phases_with_the_real_model() {
+async fn serves_every_fixture_brief_as_a_prototype_with_the_real_model() {
+    const BUDGET_SECS: u64 = 60;
     let _turn = take_turn();
-    let server = Server::start(&[
-        "--prototype-deadline-secs",
-        "12",
-        "--final-deadline-secs",
-        "15",
-        "--path-prefix",
-        "/aitasker",
-    ]);
+    let budget = BUDGET_SECS.to_string();
+    let server = Server::start(&["--prototype-deadline-secs", &budget, "--path-prefix", "/aitasker"]);
     let statuses = server.wait_until_ready().await;
     assert_eq!(statuses.first(), Some(&503), "health must say loading while the model loads");
 
@@ -135,7 +133,7 @@ async fn serves_every_fixture_brief_in_both_phases_with_the_real_model() {
     // layer's job.
     let mut off_topic = Vec::new();
     for (name, brief) in fixture_briefs() {
-        for mode in ["prototype", "final"] {
+        for mode in ["prototype"] {
             let started = Instant::now();
             let response = post_execute(&client, &prefixed, with_mode(&brief, mode), &Signed::default()).await;
             let elapsed = started.elapsed();
@@ -143,8 +141,10 @@ async fn serves_every_fixture_brief_in_both_phases_with_the_real_model() {
             let body: Value = response.json().await.unwrap();
             assert_eq!(status, 200, "{name} {mode}: {body}\n{}", server.logs());
             assert_contract_response(&body, brief["task_id"].as_str().unwrap(), mode);
-            let budget = if mode == "prototype" { 12 } else { 15 };
-            assert!(elapsed < Duration::from_secs(budget), "{name} {mode} took {elapsed:?}");
+            assert!(elapsed < Duration::from_secs(BUDGET_SECS), "{name} {mode} took {elapsed:?}");
+            assert!(!body["metadata"]["truncated"].as_bool().unwrap(), "{name}: not finished in time: {body}");
+            let checks = body["metadata"]["checks"].as_array().unwrap();
+            assert!(checks.len() >= 3, "{name}: checks reported: {checks:?}");
 
             let output = body["output"].as_str().unwrap();
             assert_no_template_tokens(output);

@@ -109,6 +109,16 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
     }
 }
 
+impl GenerationPlan {
+    /// How big the work is, in words or their equivalent, for pricing: the length asked for,
+    /// or what the listed items add up to, or the length this phase aims for.
+    pub fn size_words(&self) -> u64 {
+        let items: u64 =
+            self.requirements.items.iter().map(|i| i.count * i.max_chars.map_or(12, |c| (c / 6).max(2))).sum();
+        self.requested_words.or((items > 0).then_some(items)).unwrap_or(self.target_words.max(DEFAULT_PROTOTYPE_WORDS))
+    }
+}
+
 /// Write the deliverable for `brief` by the strategy of its family.
 pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>) -> Result<Draft, EngineError> {
     match (plan.requirements.family, &plan.wordmark, &plan.analysis) {

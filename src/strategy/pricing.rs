@@ -1,14 +1,26 @@
-//! What we bid and what the work cost us. The bid is a share of the buyer's budget and never
-//! above it; the cost is measured compute time at the operator's hourly price, never invented.
+//! What we bid and what the work cost us. The bid is a share of the buyer's budget that grows
+//! with the size of the work and is never above the budget; the cost is measured compute time
+//! at the operator's hourly price, never invented.
 
 use std::time::Duration;
 
-/// Our bid for a budget, in whole cents, never above the budget. No budget, no price to quote.
-pub fn bid_price_usd(budget_usd: Option<f64>, bid_fraction: f64) -> f64 {
+/// Work of this many words (or the equivalent) earns the full configured share of the budget.
+const FULL_SIZE_WORDS: f64 = 1000.0;
+/// The smallest work still bids this part of the full share: a slogan list is cheap to write,
+/// and a low bid on it wins more than it loses.
+const SMALLEST_SHARE: f64 = 0.6;
+
+/// Our bid, in whole cents, for work of about `size_words` words under `budget_usd`: the
+/// configured `bid_fraction` of the budget for full-size work, down to
+/// [`SMALLEST_SHARE`] of that for the smallest; never above the budget. No budget, no price to
+/// quote.
+pub fn bid_price_usd(budget_usd: Option<f64>, bid_fraction: f64, size_words: u64) -> f64 {
     let Some(budget) = budget_usd.filter(|b| b.is_finite() && *b > 0.0) else {
         return 0.0;
     };
-    let bid = (budget * bid_fraction.clamp(0.0, 1.0) * 100.0).floor() / 100.0;
+    let size = (size_words as f64 / FULL_SIZE_WORDS).clamp(0.0, 1.0);
+    let share = bid_fraction.clamp(0.0, 1.0) * (SMALLEST_SHARE + (1.0 - SMALLEST_SHARE) * size);
+    let bid = (budget * share * 100.0).floor() / 100.0;
     bid.min(budget)
 }
 
@@ -23,13 +35,25 @@ mod tests {
 
     #[test]
     fn the_bid_never_exceeds_the_budget() {
-        assert_eq!(bid_price_usd(Some(25.0), 0.8), 20.0);
-        assert_eq!(bid_price_usd(Some(3.33), 1.0), 3.33);
-        assert_eq!(bid_price_usd(Some(0.015), 1.0), 0.01);
-        assert_eq!(bid_price_usd(None, 0.8), 0.0);
+        assert_eq!(bid_price_usd(Some(25.0), 0.8, 1500), 20.0);
+        assert_eq!(bid_price_usd(Some(3.33), 1.0, 1000), 3.33);
+        assert_eq!(bid_price_usd(Some(0.015), 1.0, 1000), 0.01);
+        assert_eq!(bid_price_usd(None, 0.8, 1000), 0.0);
         for budget in [3.0, 4.99, 17.77, 300.0, 500.0] {
-            assert!(bid_price_usd(Some(budget), 0.9) <= budget);
+            for size in [0, 50, 999, 10_000] {
+                assert!(bid_price_usd(Some(budget), 0.9, size) <= budget);
+            }
         }
+    }
+
+    #[test]
+    fn the_bid_grows_with_the_size_of_the_work() {
+        let small = bid_price_usd(Some(20.0), 0.8, 60);
+        let medium = bid_price_usd(Some(20.0), 0.8, 500);
+        let large = bid_price_usd(Some(20.0), 0.8, 1500);
+        assert!(small < medium && medium < large, "{small} {medium} {large}");
+        assert_eq!(large, 16.0);
+        assert_eq!(bid_price_usd(Some(20.0), 0.8, 0), 9.6);
     }
 
     #[test]

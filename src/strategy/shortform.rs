@@ -11,7 +11,7 @@ use super::prose::{self, ListSpec};
 use super::requirements::Requirements;
 use super::{GenerationPlan, clean, compose, general};
 use crate::engine::EngineError;
-use crate::protocol::{Brief, Check};
+use crate::protocol::{Brief, Check, Phase};
 
 const SYSTEM: &str = "You write short, punchy, specific marketing copy for real brands. Use the brand's facts and \
 names exactly as given. Write only the copy.";
@@ -35,8 +35,10 @@ const LIST_KINDS: &[&str] = &[
 ];
 /// Without a stated count, this many items of a list.
 const DEFAULT_LIST_COUNT: usize = 8;
-/// Rounds of asking for a list's missing items.
+/// Rounds of asking for a list's missing items: a prototype settles sooner (it races the other
+/// bidders); a final keeps asking until the items are about the brief.
 const LIST_ROUNDS: usize = 8;
+const PROTOTYPE_LIST_ROUNDS: usize = 3;
 /// X's limit, when the brief gives none.
 const X_MAX_CHARS: usize = 280;
 
@@ -117,7 +119,8 @@ async fn write_lists(
     let mut checks = Vec::new();
     let mut complete = true;
     for spec in specs {
-        let items = prose::write_list(writer, SYSTEM, subject, &req.names, spec, LIST_ROUNDS).await?;
+        let rounds = if brief.phase == Phase::Final { LIST_ROUNDS } else { PROTOTYPE_LIST_ROUNDS };
+        let items = prose::write_list(writer, SYSTEM, subject, &req.names, spec, rounds).await?;
         let heading = prose::capitalise(&prose::plural(&spec.kind));
         text.push_str(&format!("\n## {heading}\n\n"));
         for (i, item) in items.iter().enumerate() {
