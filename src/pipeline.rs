@@ -110,7 +110,15 @@ impl Pipeline {
         // note to the buyer, never a failed bid.
         let fetched = match brief.attachments.is_empty() {
             true => None,
-            false => Some(crate::attachments::fetch_attachments(&brief.attachments, &self.strategy.attachments).await),
+            false => {
+                // Fetching may take at most a quarter of the request's budget.
+                let budget = strategy::time_budget(brief, &self.strategy);
+                let policy = crate::attachments::AttachmentPolicy {
+                    timeout: self.strategy.attachments.timeout.min(budget / 4),
+                    ..self.strategy.attachments.clone()
+                };
+                Some(crate::attachments::fetch_attachments(&brief.attachments, &policy).await)
+            }
         };
         let with_attachments = fetched.as_ref().map(|report| with_attachment_text(brief, report));
         let brief = with_attachments.as_ref().unwrap_or(brief);

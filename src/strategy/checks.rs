@@ -132,9 +132,8 @@ pub fn listed_items(draft: &str, kind: &str) -> Vec<String> {
     for line in draft.lines() {
         let trimmed = line.trim();
         // `#` then a space is a heading; `#word` is a hashtag.
-        let is_heading = trimmed.starts_with("# ")
-            || trimmed.starts_with("##")
-            || (trimmed.ends_with(':') && trimmed.len() < 60);
+        let is_heading =
+            trimmed.starts_with("# ") || trimmed.starts_with("##") || (trimmed.ends_with(':') && trimmed.len() < 60);
         let bold_heading = trimmed.starts_with("**") && trimmed.ends_with("**") && trimmed.len() < 60;
         if is_heading || bold_heading {
             in_section = trimmed.to_lowercase().contains(kind);

@@ -13,7 +13,7 @@ use crate::engine::{ChatMessage, EngineError, FinishReason, Generation, Generati
 use crate::protocol::{Artifact, Check};
 
 /// Below this much time left, no new call is started: its prompt alone would eat it.
-const MIN_CALL_TIME: Duration = Duration::from_millis(1500);
+const MIN_CALL_TIME: Duration = Duration::from_millis(400);
 
 /// A strategy's result.
 #[derive(Debug, Clone, Default)]
@@ -132,7 +132,10 @@ impl<'a> Writer<'a> {
             return Ok(None);
         }
         let left = self.time_left();
-        let deadline = Instant::now() + left.mul_f64(ask.share).max(MIN_CALL_TIME.min(left));
+        // The first call may use all the time (its token limit bounds it anyway): admission
+        // judges the request by it, and a share of a short budget would be turned away.
+        let share = if self.calls == 0 { 1.0 } else { ask.share };
+        let deadline = Instant::now() + left.mul_f64(share).max(MIN_CALL_TIME.min(left));
         let mut messages = Vec::new();
         if !ask.system.is_empty() {
             messages.push(ChatMessage::system(ask.system.clone()));

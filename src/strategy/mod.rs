@@ -150,7 +150,7 @@ fn plan_logo(brief: &Brief, config: &StrategyConfig, requirements: Requirements)
 }
 
 /// The configured budget for the phase, tightened by the platform's own limit when it sends one.
-fn time_budget(brief: &Brief, config: &StrategyConfig) -> Duration {
+pub fn time_budget(brief: &Brief, config: &StrategyConfig) -> Duration {
     let configured = match brief.phase {
         Phase::Prototype => config.prototype_deadline,
         Phase::Final => config.final_deadline,

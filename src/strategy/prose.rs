@@ -392,7 +392,7 @@ pub async fn write_list(
             picked.push((score, candidate));
         }
         // Items about the brief first; a stable sort keeps the model's order among equals.
-        picked.sort_by(|a, b| b.0.cmp(&a.0));
+        picked.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
         if picked.iter().filter(|(score, _)| *score > 0).count() >= spec.count {
             break;
         }
