@@ -319,7 +319,8 @@ async fn a_deadline_shorter_than_the_generation_returns_in_time_with_clean_trunc
     let server = TestServer::loading(fake, strategy, server_config()).await;
     server.ready();
     let started = Instant::now();
-    let response = post_execute(&client(), &server.url, with_mode(&general_brief(), "prototype"), &Signed::default()).await;
+    let response =
+        post_execute(&client(), &server.url, with_mode(&general_brief(), "prototype"), &Signed::default()).await;
     let elapsed = started.elapsed();
     let (status, body) = json_of(response).await;
     assert_eq!(status, 200, "{body}");

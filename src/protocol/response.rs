@@ -57,6 +57,22 @@ impl Artifact {
         }
     }
 
+    /// A downloadable file, e.g. the code of a script.
+    pub fn file(
+        title: impl Into<String>,
+        filename: impl Into<String>,
+        mime_type: impl Into<String>,
+        content: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: "file".into(),
+            title: Some(title.into()),
+            filename: Some(filename.into()),
+            mime_type: mime_type.into(),
+            content: content.into(),
+        }
+    }
+
     pub fn markdown(title: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             kind: "text".into(),

@@ -21,7 +21,7 @@ pub async fn write(
     writer: &mut Writer<'_>,
 ) -> Result<Draft, EngineError> {
     let messages = prompt::messages(brief, plan.requested_words, plan.target_words, None, &analysis.figures);
-    let ask = Ask::new(messages[0].content.clone(), messages[1].content.clone(), plan.max_new_tokens).prefix("- ");
+    let ask = Ask::new(messages[0].content.clone(), messages[1].content.clone(), plan.max_new_tokens).prefix("-");
     let mut next_steps = match writer.ask(&ask).await? {
         Some(reply) => clean::clean_output(&reply.text, reply.finish != FinishReason::Eos),
         None => String::new(),
@@ -38,8 +38,107 @@ pub async fn write(
         next_steps.trim_end(),
         analysis.tables
     );
-    let checks = vec![numbers_check(&text, analysis, &brief.description)];
-    Ok(Draft { text, checks, complete: true, ..Draft::default() })
+    let mut checks = vec![numbers_check(&text, analysis, &brief.description)];
+    let mut text = text;
+    let mut artifacts = Vec::new();
+    if asks_for_cleanup(brief)
+        && let Some(table) = find_table(&brief.description)
+    {
+        let (cleaned, changes) = clean_table(&table);
+        let csv = to_csv(&cleaned);
+        text.push_str("\n\n## Cleaning\n\n");
+        for change in &changes {
+            text.push_str(&format!("- {change}\n"));
+        }
+        checks.push(crate::protocol::Check {
+            name: "cleaned_csv".into(),
+            passed: find_table(&csv).is_some_and(|t| t.rows.len() == cleaned.rows.len()),
+            detail: format!("{} rows, {} columns, parsed back as written", cleaned.rows.len(), cleaned.headers.len()),
+        });
+        artifacts.push(crate::protocol::Artifact::file("Cleaned data", "cleaned.csv", "text/csv", csv));
+    }
+    Ok(Draft { text, checks, artifacts, complete: true, ..Draft::default() })
+}
+
+/// Whether the brief asks for its data cleaned (a clean-up task), not only read.
+fn asks_for_cleanup(brief: &Brief) -> bool {
+    let named = format!("{} {}", brief.task_type.as_deref().unwrap_or_default(), brief.title).to_lowercase();
+    named.contains("clean") || named.contains("dedup") || named.contains("tidy")
+}
+
+/// `table` cleaned the way a buyer would by hand: empty and duplicate rows dropped, numbers
+/// without thousands separators, each category spelt one way (its most common spelling).
+/// Returns the table and one sentence per kind of change made.
+pub fn clean_table(table: &Table) -> (Table, Vec<String>) {
+    let mut changes = Vec::new();
+    let mut rows: Vec<Vec<String>> =
+        table.rows.iter().filter(|r| r.iter().any(|c| !c.trim().is_empty())).cloned().collect();
+    let empty = table.rows.len() - rows.len();
+    if empty > 0 {
+        changes.push(format!("Removed {empty} empty row(s)."));
+    }
+    let before = rows.len();
+    let mut seen = std::collections::BTreeSet::new();
+    rows.retain(|r| seen.insert(r.iter().map(|c| c.trim().to_lowercase()).collect::<Vec<_>>()));
+    if rows.len() < before {
+        changes.push(format!("Removed {} duplicate row(s).", before - rows.len()));
+    }
+    for c in 0..table.headers.len() {
+        let cells = || rows.iter().filter_map(|r| r.get(c)).filter(|v| !v.is_empty());
+        if cells().count() > 0 && cells().all(|v| number(v).is_some()) {
+            let mut changed = 0;
+            for row in rows.iter_mut() {
+                if let Some(cell) = row.get_mut(c)
+                    && cell.contains(',')
+                {
+                    *cell = cell.replace(',', "");
+                    changed += 1;
+                }
+            }
+            if changed > 0 {
+                changes.push(format!(
+                    "Wrote {changed} number(s) in \"{}\" without thousands separators.",
+                    table.headers[c]
+                ));
+            }
+            continue;
+        }
+        // Spellings of one category that differ only in case or spacing: the most common wins.
+        let mut spellings: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for value in cells() {
+            let key = value.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            *spellings.entry(key).or_default().entry(value.clone()).or_default() += 1;
+        }
+        let mut changed = 0;
+        for row in rows.iter_mut() {
+            let Some(cell) = row.get_mut(c) else { continue };
+            let key = cell.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            if let Some(forms) = spellings.get(&key)
+                && let Some((best, _)) = forms.iter().max_by_key(|(form, n)| (**n, std::cmp::Reverse((*form).clone())))
+                && best != cell
+            {
+                *cell = best.clone();
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            changes.push(format!("Unified {changed} spelling(s) in \"{}\".", table.headers[c]));
+        }
+    }
+    if changes.is_empty() {
+        changes.push("The data was already clean: no empty or duplicate rows, one spelling per category.".into());
+    }
+    (Table { headers: table.headers.clone(), rows }, changes)
+}
+
+/// `table` as CSV text (quoted where a cell needs it).
+fn to_csv(table: &Table) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(&table.headers);
+    for row in &table.rows {
+        let _ = writer.write_record(row);
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// Words in a header that mark a period column.
@@ -428,6 +527,26 @@ fn format_signed(n: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cleaning_drops_empty_and_duplicate_rows_and_unifies_spellings() {
+        let table = Table {
+            headers: vec!["region".into(), "revenue".into()],
+            rows: vec![
+                vec!["North".into(), "1,200".into()],
+                vec!["north ".into(), "800".into()],
+                vec!["North".into(), "1,200".into()],
+                vec!["".into(), "".into()],
+                vec!["South".into(), "300".into()],
+            ],
+        };
+        let (cleaned, changes) = clean_table(&table);
+        assert_eq!(cleaned.rows, [["North", "1200"], ["North", "800"], ["South", "300"]]);
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        assert_eq!(to_csv(&cleaned), "region,revenue\nNorth,1200\nNorth,800\nSouth,300\n");
+        let (_, none) = clean_table(&cleaned);
+        assert!(none[0].starts_with("The data was already clean"), "{none:?}");
+    }
+
     use super::*;
 
     fn fixture_description() -> String {
