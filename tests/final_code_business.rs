@@ -79,7 +79,7 @@ fn the_review_final_finds_and_fixes_the_bugs() {
     assert!(text.contains("ZeroDivisionError") && text.contains("reverse=True"), "{text}");
     let code = python_block(text).unwrap();
     assert!(code.contains("def average_order_value") && code.contains("def top_customers"), "{code}");
-    for name in ["code:block", "code:balanced", "code:python_syntax_hints"] {
+    for name in ["code:block", "code:balanced", "code:python_syntax"] {
         assert_eq!(check(&body, name)["passed"], true, "{name}");
     }
 }
@@ -93,7 +93,7 @@ fn the_script_final_delivers_a_file_and_reports_its_checks() {
     assert_python_file(&body);
     let text = output(&body);
     assert!(text.contains("## How to run") && text.contains("python3 "), "{text}");
-    for name in ["code:block", "code:balanced", "code:python_syntax_hints", "format:code"] {
+    for name in ["code:block", "code:balanced", "code:python_syntax", "format:code"] {
         check(&body, name);
     }
     let unexpected: Vec<String> = common::failed_checks(&body)

@@ -1106,22 +1106,14 @@ fn code_checks(code: &str, language: &str, closed: bool) -> Vec<Check> {
     if code.trim().is_empty() {
         return checks;
     }
-    let scanned = scan(code, &lexis(language));
-    checks.push(match &scanned.problem {
+    checks.push(match scan(code, &lexis(language)) {
         None => check("code:balanced", true, "brackets, braces and quotes are balanced"),
-        Some(problem) => check("code:balanced", false, problem.clone()),
+        Some(problem) => check("code:balanced", false, problem),
     });
     if language == "python" {
-        let problems = python_problems(&scanned);
-        checks.push(match problems.first() {
-            None => {
-                check("code:python_syntax_hints", true, "block headers end with ':' and indentation follows the blocks")
-            }
-            Some(_) => check(
-                "code:python_syntax_hints",
-                false,
-                problems.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
-            ),
+        checks.push(match python_syntax_error(code) {
+            None => check("code:python_syntax", true, "parses as Python 3"),
+            Some(error) => check("code:python_syntax", false, format!("not valid Python: {error}")),
         });
     }
     checks
@@ -1198,27 +1190,23 @@ fn lexis(language: &str) -> Lexis {
     }
 }
 
-/// Code with its strings emptied and comments removed, line by line, and the first imbalance.
-struct Scanned {
-    /// Each line's code, and whether the line starts inside a string or comment.
-    lines: Vec<(String, bool)>,
-    problem: Option<String>,
-}
-
 fn starts_at(chars: &[char], at: usize, s: &str) -> bool {
     s.chars().enumerate().all(|(offset, c)| chars.get(at + offset) == Some(&c))
 }
 
-fn scan(code: &str, lexis: &Lexis) -> Scanned {
+/// The first imbalance of brackets, strings or block comments in `code`, skipping what its
+/// strings and comments contain.
+fn scan(code: &str, lexis: &Lexis) -> Option<String> {
     let chars: Vec<char> = code.chars().collect();
-    let mut lines: Vec<(String, bool)> = vec![(String::new(), false)];
+    // The current line, counted from 1.
+    let mut line_no = 1;
     let mut stack: Vec<(char, usize)> = Vec::new();
     let mut problem: Option<String> = None;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         if c == '\n' {
-            lines.push((String::new(), false));
+            line_no += 1;
             i += 1;
             continue;
         }
@@ -1231,7 +1219,7 @@ fn scan(code: &str, lexis: &Lexis) -> Scanned {
         if let Some((open, close)) = lexis.block_comment
             && starts_at(&chars, i, open)
         {
-            let opened = lines.len();
+            let opened = line_no;
             i += open.len();
             loop {
                 if i >= chars.len() {
@@ -1243,7 +1231,7 @@ fn scan(code: &str, lexis: &Lexis) -> Scanned {
                     break;
                 }
                 if chars[i] == '\n' {
-                    lines.push((String::new(), true));
+                    line_no += 1;
                 }
                 i += 1;
             }
@@ -1253,18 +1241,14 @@ fn scan(code: &str, lexis: &Lexis) -> Scanned {
             let triple_quote: String = [c; 3].iter().collect();
             let triple = lexis.triple_quotes && starts_at(&chars, i, &triple_quote);
             let width = if triple { 3 } else { 1 };
-            let opened = lines.len();
-            if let Some(line) = lines.last_mut() {
-                // An emptied string, on the line it opens: still an operand for the Python checks.
-                line.0.push_str("\"\"");
-            }
+            let opened = line_no;
             i += width;
             let mut closed = false;
             while i < chars.len() {
                 let d = chars[i];
                 if d == '\\' {
                     if chars.get(i + 1) == Some(&'\n') {
-                        lines.push((String::new(), true));
+                        line_no += 1;
                     }
                     i += 2;
                     continue;
@@ -1278,7 +1262,7 @@ fn scan(code: &str, lexis: &Lexis) -> Scanned {
                     if !(triple || lexis.multiline_strings) {
                         break;
                     }
-                    lines.push((String::new(), true));
+                    line_no += 1;
                 }
                 i += 1;
             }
@@ -1290,14 +1274,14 @@ fn scan(code: &str, lexis: &Lexis) -> Scanned {
         let tracked = if lexis.parens { "([{" } else { "[{" };
         let closing = if lexis.parens { ")]}" } else { "]}" };
         if tracked.contains(c) {
-            stack.push((c, lines.len()));
+            stack.push((c, line_no));
         } else if closing.contains(c) {
             let expected = match c {
                 ')' => '(',
                 ']' => '[',
                 _ => '{',
             };
-            let line = lines.len();
+            let line = line_no;
             match stack.pop() {
                 Some((open, _)) if open == expected => {}
                 Some((open, at)) => {
@@ -1308,9 +1292,6 @@ fn scan(code: &str, lexis: &Lexis) -> Scanned {
                 }
             }
         }
-        if let Some(line) = lines.last_mut() {
-            line.0.push(c);
-        }
         i += 1;
     }
     if problem.is_none()
@@ -1318,117 +1299,15 @@ fn scan(code: &str, lexis: &Lexis) -> Scanned {
     {
         problem = Some(format!("the `{open}` opened on line {at} is never closed"));
     }
-    Scanned { lines, problem }
+    problem
 }
 
-/// Python's block structure: compound statements end their header with `:`, only a header opens
-/// an indented block, every header has a body, and a dedent returns to an enclosing level.
-fn python_problems(scanned: &Scanned) -> Vec<String> {
-    const HEADERS: &[&str] =
-        &["def", "class", "if", "elif", "else", "for", "while", "try", "except", "finally", "with"];
-    // Logical lines: (first line number, indentation, code joined over continuation lines).
-    let mut logical: Vec<(usize, usize, String)> = Vec::new();
-    let mut depth: i64 = 0;
-    let mut continued = false;
-    for (index, (text, inside_string)) in scanned.lines.iter().enumerate() {
-        let continuation = *inside_string || depth > 0 || continued;
-        let trimmed = text.trim();
-        for c in text.chars() {
-            match c {
-                '(' | '[' | '{' => depth += 1,
-                ')' | ']' | '}' => depth = (depth - 1).max(0),
-                _ => {}
-            }
-        }
-        continued = trimmed.ends_with('\\');
-        if continuation {
-            if let Some(last) = logical.last_mut() {
-                last.2.push(' ');
-                last.2.push_str(trimmed);
-            }
-            continue;
-        }
-        if trimmed.is_empty() {
-            continue;
-        }
-        logical.push((index + 1, text.len() - text.trim_start().len(), trimmed.to_string()));
-    }
-
-    let mut problems = Vec::new();
-    let mut levels = vec![0usize];
-    let mut opener: Option<usize> = None;
-    let def = Regex::new(r"^(async\s+)?def\s+[A-Za-z_]\w*\s*\(").expect("valid pattern");
-    for (number, indent, code) in &logical {
-        let (number, indent) = (*number, *indent);
-        let current = levels.last().copied().unwrap_or(0);
-        if let Some(header) = opener.take() {
-            if indent > current {
-                levels.push(indent);
-            } else {
-                problems.push(format!("line {header} opens a block but line {number} is not indented under it"));
-                while levels.len() > 1 && levels.last().is_some_and(|l| *l > indent) {
-                    levels.pop();
-                }
-            }
-        } else if indent > current {
-            problems.push(format!("line {number} is indented but no block opens above it"));
-            levels.push(indent);
-        } else if indent < current {
-            while levels.last().is_some_and(|l| *l > indent) {
-                levels.pop();
-            }
-            if levels.last() != Some(&indent) {
-                problems.push(format!("line {number} dedents to a level no enclosing block has"));
-                levels.push(indent);
-            }
-        }
-        let first_word = code.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("");
-        let keyword = match first_word {
-            "async" => code["async".len()..].trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or(""),
-            word => word,
-        };
-        let is_header = HEADERS.contains(&keyword) && code.len() > keyword.len() && {
-            let next = code[code.find(keyword).unwrap_or(0) + keyword.len()..].chars().next();
-            next.is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
-        };
-        if is_header && !has_top_level_colon(code) {
-            problems.push(format!("line {number}: the `{keyword}` line does not end with ':'"));
-        }
-        if keyword == "def" && !def.is_match(code) {
-            problems.push(format!("line {number}: `def` needs a name and parentheses"));
-        }
-        if code.ends_with(':') {
-            opener = Some(number);
-        }
-    }
-    if let Some(header) = opener {
-        problems.push(format!("the block opened on line {header} has no body"));
-    }
-    problems
-}
-
-/// Whether a `:` stands outside every bracket (a header's colon, or a one-line `if x: y`).
-fn has_top_level_colon(code: &str) -> bool {
-    let mut depth = 0i64;
-    let mut lambda_colons = 0;
-    let words: Vec<&str> = code.split_whitespace().collect();
-    let lambdas = words.iter().filter(|w| **w == "lambda").count();
-    for c in code.chars() {
-        match c {
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth -= 1,
-            ':' if depth == 0 => {
-                // A top-level lambda's colon is not the header's.
-                if lambda_colons < lambdas {
-                    lambda_colons += 1;
-                } else {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
+/// Python parsed by a real parser (`rustpython-parser`): the first syntax error, with its line.
+fn python_syntax_error(code: &str) -> Option<String> {
+    let error = rustpython_parser::parse(code, rustpython_parser::Mode::Module, "<code>").err()?;
+    let offset = usize::from(error.offset).min(code.len());
+    let line = code.get(..offset).map_or(1, |before| before.matches('\n').count() + 1);
+    Some(format!("line {line}: {}", error.error))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1643,7 +1522,7 @@ mod tests {
     #[test]
     fn brackets_and_strings_must_balance() {
         let ok = "x = foo(a[1], {'k': \"(\"})  # ) in a comment\ns = '''multi\nline ( '''";
-        assert!(scan(ok, &lexis("python")).problem.is_none());
+        assert!(scan(ok, &lexis("python")).is_none());
         let cases = [
             ("print(foo(1)", "never closed"),
             ("x = [1, 2)", "closes the `[`"),
@@ -1651,38 +1530,35 @@ mod tests {
             ("s = 'abc\ny = 2", "string opened on line 1"),
         ];
         for (code, expected) in cases {
-            let problem = scan(code, &lexis("python")).problem.unwrap_or_default();
+            let problem = scan(code, &lexis("python")).unwrap_or_default();
             assert!(problem.contains(expected), "{code:?}: {problem}");
         }
         // A shell `case` closes a parenthesis it never opened; SQL strings use ''.
-        assert!(scan("case $1 in\n  a) echo a ;;\nesac", &lexis("bash")).problem.is_none());
-        assert!(scan("SELECT 'it''s' -- (\nFROM t;", &lexis("sql")).problem.is_none());
+        assert!(scan("case $1 in\n  a) echo a ;;\nesac", &lexis("bash")).is_none());
+        assert!(scan("SELECT 'it''s' -- (\nFROM t;", &lexis("sql")).is_none());
     }
 
     #[test]
-    fn python_structure_is_checked() {
-        let hints = |code: &str| python_problems(&scan(code, &lexis("python")));
-        assert!(
-            hints("def f(x):\n    if x: return 1\n    for i in range(3):\n        pass\n    return [\n  1,\n]\n")
-                .is_empty()
-        );
-        assert!(
-            hints("class A(B):\n    def f(self, key=lambda v: v):\n        return sorted(x, key=lambda v: v[1:])\n")
-                .is_empty()
-        );
-        assert!(hints("def f():\n    \"\"\"Doc\nstring.\"\"\"\n    return 1\n").is_empty());
-        let cases = [
-            ("with open(p) as f\n    f.read()", "does not end with ':'"),
-            ("x = 1\n    y = 2", "no block opens above it"),
-            ("def f():\nreturn 1", "not indented under it"),
-            ("if x:\n        a = 1\n    b = 2", "dedents to a level"),
-            ("def f:\n    pass", "needs a name and parentheses"),
-            ("for x in y:", "has no body"),
-        ];
-        for (code, expected) in cases {
-            let problems = hints(code);
-            assert!(problems.iter().any(|p| p.contains(expected)), "{code:?}: {problems:?}");
+    fn python_is_checked_by_a_real_parser() {
+        for valid in [
+            "def f(x):\n    if x: return 1\n    for i in range(3):\n        pass\n    return [\n  1,\n]\n",
+            "class A(B):\n    def f(self, key=lambda v: v):\n        return sorted(x, key=lambda v: v[1:])\n",
+            "def f():\n    \"\"\"Doc\nstring.\"\"\"\n    return 1\n",
+        ] {
+            assert_eq!(python_syntax_error(valid), None, "{valid:?}");
         }
+        for (code, line) in [
+            ("with open(p) as f\n    f.read()", 1),
+            ("x = 1\n    y = 2", 2),
+            ("def f():\nreturn 1", 2),
+            ("def f:\n    pass", 1),
+            ("import os\nfor x in y:", 2),
+        ] {
+            let error = python_syntax_error(code).unwrap_or_else(|| panic!("{code:?} parsed"));
+            assert!(error.starts_with(&format!("line {line}:")), "{code:?}: {error}");
+        }
+        let checks = code_checks("def f(:\n    pass", "python", true);
+        assert!(!passed(&checks, "code:python_syntax"), "{checks:?}");
     }
 
     #[test]
@@ -1692,7 +1568,7 @@ mod tests {
         let open = code_checks("print(1)", "python", false);
         assert!(!passed(&open, "code:block") && passed(&open, "code:balanced"));
         assert!(!passed(&code_checks("", "python", true), "code:block"));
-        assert!(code_checks("SELECT 1;", "sql", true).iter().all(|c| c.name != "code:python_syntax_hints"));
+        assert!(code_checks("SELECT 1;", "sql", true).iter().all(|c| c.name != "code:python_syntax"));
     }
 
     #[test]
