@@ -146,7 +146,7 @@ impl Pipeline {
             .filter(|general| !draft.checks.iter().any(|own| own.name == general.name))
             .collect();
         checks.extend(draft.checks);
-        let mut agent_message = presentation::agent_message(brief, plan.requested_words, words);
+        let mut agent_message = presentation::agent_message(brief, plan.requested_words, words, draft.note.is_some());
         if let Some(note) = draft.note {
             agent_message = format!("{agent_message} {note}");
         }

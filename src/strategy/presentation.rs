@@ -19,10 +19,12 @@ pub fn summary(brief: &Brief, output: &str, words: usize) -> String {
     }
 }
 
-/// A short note to the buyer: what this is, what the final adds, what we could not use.
-pub fn agent_message(brief: &Brief, requested_words: Option<u64>, words: usize) -> String {
+/// A short note to the buyer: what this is and what the final adds. `partial` says the
+/// strategy wrote only part of the piece (its own note says which part).
+pub fn agent_message(brief: &Brief, requested_words: Option<u64>, words: usize, partial: bool) -> String {
     let kind = brief.kind_of_work();
     match (brief.phase, requested_words) {
+        (Phase::Prototype, _) if partial => format!("This prototype shows your {kind}, written to your brief."),
         (Phase::Prototype, Some(requested)) if (words as u64) < requested * 9 / 10 => format!(
             "This prototype is the opening of your {kind} ({words} of the {requested} words you asked for), \
              written to your brief. The final delivery is the complete piece at full length, covering every \
@@ -77,7 +79,7 @@ mod tests {
     #[test]
     fn a_short_prototype_says_the_final_is_full_length() {
         let brief = parse_brief(br#"{"task_id":"t","mode":"prototype","description":"d"}"#).unwrap();
-        let m = agent_message(&brief, Some(1500), 400);
+        let m = agent_message(&brief, Some(1500), 400, false);
         assert!(m.contains("400 of the 1500 words"), "{m}");
     }
 
