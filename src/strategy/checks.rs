@@ -270,6 +270,10 @@ mod tests {
         assert!(!verdict(&run(&r, Phase::Final, "Let us delve into it."), "no_stock_filler"));
         let looped = "the best coffee in town is here now. ".repeat(3);
         assert!(!verdict(&run(&r, Phase::Final, &looped), "no_repeated_passages"));
+        // The same closing offer under three posts is not a loop.
+        let offer = "First month is 30% off with code GRIND30.";
+        let posts = format!("## LinkedIn\n\nHello. {offer}\n\n## Instagram\n\nHi. {offer}\n\n## X\n\nHey. {offer}\n");
+        assert!(verdict(&run(&r, Phase::Final, &posts), "no_repeated_passages"));
         assert!(!verdict(&run(&r, Phase::Final, "Done.<|im_end|>"), "no_template_tokens"));
     }
 
