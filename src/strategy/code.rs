@@ -1,7 +1,8 @@
 //! Code tasks: reviews of code in the brief, scripts and queries written from a description, and
 //! regular expressions. Owns what can be checked about code without running it — a closed fence,
-//! balanced brackets and strings, Python's colons and indentation, a regular expression that
-//! compiles and matches the brief's own examples — and the repair rounds that name a failed check.
+//! balanced brackets and strings, Python that parses (`rustpython-parser`), a regular expression
+//! that compiles and matches the brief's own examples — and the repair rounds that name a failed
+//! check.
 //! The code also goes out as a `file` artifact with a filename taken from the code or the title.
 //!
 //! Small models write broken code far more often than broken prose, so nothing here trusts a reply
