@@ -21,11 +21,13 @@
 //!   [`engine::fake::FakeGenerator`].
 //! * [`telemetry`] — logging and the Prometheus recorder.
 //! * [`fetch`] — `bidder fetch-hf`: models from the Hugging Face hub.
+//! * [`harness`] — `bidder harness` and `bidder sign`: the platform's view of an agent, locally.
 
 pub mod attachments;
 pub mod config;
 pub mod engine;
 pub mod fetch;
+pub mod harness;
 pub mod http;
 pub mod idempotency;
 pub mod pipeline;

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bidder::config::{
-    BenchModelArgs, Cli, Command, ExecuteArgs, FetchHfArgs, LogFormat, ModeArg, ServeArgs, TokenizeArgs,
+    BenchModelArgs, Cli, Command, ExecuteArgs, FetchHfArgs, HarnessArgs, LogFormat, ModeArg, ServeArgs, SignArgs,
+    TokenizeArgs,
 };
 use bidder::engine::load_gguf_tokenizer;
 use bidder::http::{self, AppState};
@@ -24,6 +25,8 @@ fn main() -> ExitCode {
         Command::Tokenize(args) => tokenize(args),
         Command::BenchModel(args) => bench_model(args),
         Command::FetchHf(args) => fetch_hf(args),
+        Command::Harness(args) => harness(args),
+        Command::Sign(args) => sign(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -191,5 +194,25 @@ fn fetch_hf(args: FetchHfArgs) -> anyhow::Result<()> {
     let installed =
         bidder::fetch::fetch_from_hub(&args.repo, &args.file, &args.revision, &args.dest, args.sha256.as_deref())?;
     println!("{}", installed.display());
+    Ok(())
+}
+
+fn harness(args: HarnessArgs) -> anyhow::Result<()> {
+    let briefs = bidder::harness::read_briefs(&args.briefs)?;
+    let signer = bidder::harness::Signer { key: args.key, secret: args.secret };
+    let timeout = std::time::Duration::from_secs(args.timeout_secs);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = runtime.block_on(bidder::harness::run(&args.url, &briefs, &signer, timeout))?;
+    print!("{}", report.render());
+    match report.violations() {
+        0 => Ok(()),
+        n => bail!("{n} contract violation(s)"),
+    }
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<()> {
+    let body = std::fs::read(&args.body).with_context(|| format!("cannot read {}", args.body.display()))?;
+    let signer = bidder::harness::Signer { key: args.key, secret: Some(args.secret) };
+    print!("{}", bidder::harness::sign_report(&signer, &body, &args.body, &args.url));
     Ok(())
 }

@@ -381,3 +381,92 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     assert_eq!(in_flight.await.unwrap(), 200, "the in-flight request completes during the drain");
     tokio::time::timeout(Duration::from_secs(5), server.server).await.expect("server stopped").unwrap().unwrap();
 }
+
+/// `bidder harness`'s library, as the platform, against the server: every fixture brief in both
+/// phases holds the contract, and so do the negative cases.
+#[tokio::test]
+async fn the_harness_finds_no_violation_in_our_answers() {
+    let server = TestServer::start(FakeGenerator::default()).await;
+    let briefs = bidder::harness::read_briefs(&repo_path("tests/fixtures/briefs")).unwrap();
+    let signer = bidder::harness::Signer { key: Some(API_KEY.into()), secret: Some(SECRET_CURRENT.into()) };
+    let report = bidder::harness::run(&format!("{}/aitasker", server.url), &briefs, &signer, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let table = report.render();
+    assert_eq!(report.violations(), 0, "{table}");
+    assert_eq!(report.rows.len(), 2 * briefs.len(), "{table}");
+    assert!(report.rows.iter().all(|r| r.status == 200 && r.checks.1 >= 3), "{table}");
+    let cases: Vec<&str> = report.negatives.iter().map(|(case, _)| case.as_str()).collect();
+    assert_eq!(cases, ["bad signature", "stale timestamp", "wrong key", "malformed JSON"]);
+    assert!(table.contains("contract: every answer holds"), "{table}");
+}
+
+/// A deliberately broken agent: it bids above the budget, leaves out fields, accepts any
+/// signature and answers malformed JSON with 200. `bidder harness` exits non-zero and names each
+/// violation.
+#[tokio::test]
+async fn the_harness_exits_non_zero_naming_a_broken_agents_violations() {
+    use axum::routing::post;
+    let broken = axum::Router::new().route(
+        "/execute",
+        post(|body: axum::body::Bytes| async move {
+            let task_id = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["task_id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            axum::Json(serde_json::json!({
+                "task_id": task_id, "mode": "prototype", "status": "completed", "output": "text",
+                "prototype_summary": "s", "agent_message": "m", "bid_price_usd": 9999.0, "cost_usd": 0.0,
+                "artifacts": [], "token_usage": {"input_tokens": 1, "output_tokens": 1, "cost_usd": 0.0},
+                "metadata": {"agent_version": "x", "model": "m", "latency_ms": 1, "truncated": false}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, broken).await });
+    let briefs = tempfile::tempdir().unwrap();
+    std::fs::write(briefs.path().join("ads.json"), serde_json::to_vec(&fixture_brief("ad-copy-google-ads")).unwrap())
+        .unwrap();
+    let dir = briefs.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bidder"))
+            .args(["harness", "--url", &url, "--key", API_KEY, "--secret", SECRET_CURRENT, "--briefs"])
+            .arg(dir)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "a broken agent must fail the harness:\n{stdout}");
+    for violation in [
+        "bid_price_usd 9999 is above the budget 15",
+        "artifacts is not a non-empty array",
+        "mode is \"prototype\" for \"final\"",
+        "bad signature: answered 200, not 401",
+        "malformed JSON: answered 200, not 400",
+    ] {
+        assert!(stdout.contains(violation), "{violation:?} not named in:\n{stdout}");
+    }
+    assert!(String::from_utf8_lossy(&output.stderr).contains("contract violation(s)"));
+}
+
+#[test]
+fn sign_prints_the_platforms_headers_and_a_curl_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("brief.json");
+    let body = serde_json::to_vec(&fixture_brief("minimal-brief")).unwrap();
+    std::fs::write(&path, &body).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bidder"))
+        .args(["sign", "--secret", SECRET_CURRENT, "--key", API_KEY])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let signature = bidder::http::auth::sign(SECRET_CURRENT, &body);
+    assert!(stdout.contains(&format!("X-AITasker-Signature: {signature}")), "{stdout}");
+    assert!(stdout.contains("X-AITasker-Task-ID: 00000000-0000-0000-0000-00000000100b"), "{stdout}");
+    assert!(stdout.contains("curl -sS -X POST") && stdout.contains("--data-binary @"), "{stdout}");
+}

@@ -64,6 +64,46 @@ pub enum Command {
     /// Download a GGUF from the Hugging Face hub (honours HF_ENDPOINT, HF_HOME and HF_TOKEN)
     /// into the models directory.
     FetchHf(FetchHfArgs),
+    /// Act as the platform against a running agent: a signed prototype and final for each
+    /// brief, every answer checked against the contract, the negative cases run once; prints a
+    /// table and exits non-zero on any violation.
+    Harness(HarnessArgs),
+    /// Print the headers the platform would send for a brief body, and a ready `curl` line.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HarnessArgs {
+    /// The agent's base URL (its `/execute` is this plus `/execute`).
+    #[arg(long, env = "BIDDER_HARNESS_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// A directory of brief JSON files.
+    #[arg(long, env = "BIDDER_HARNESS_BRIEFS", default_value = "tests/fixtures/briefs")]
+    pub briefs: PathBuf,
+    /// The API key the agent expects (sent as X-AITasker-Key).
+    #[arg(long, env = "AITASKER_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// The signing secret the agent verifies (HMAC-SHA256 in X-AITasker-Signature).
+    #[arg(long, env = "BIDDER_HARNESS_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Seconds to wait for one answer.
+    #[arg(long, env = "BIDDER_HARNESS_TIMEOUT_SECS", default_value_t = 420)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// The signing secret.
+    #[arg(long, env = "BIDDER_HARNESS_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// The API key, if the agent expects one.
+    #[arg(long, env = "AITASKER_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Where the curl line sends the body.
+    #[arg(long, env = "BIDDER_HARNESS_URL", default_value = "http://127.0.0.1:8080/execute")]
+    pub url: String,
+    /// The brief body, as the platform would POST it.
+    pub body: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

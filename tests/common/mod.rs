@@ -77,38 +77,18 @@ pub fn with_mode(brief: &serde_json::Value, mode: &str) -> Vec<u8> {
     serde_json::to_vec(&brief).unwrap()
 }
 
-/// Every protocol §4 field with its type; panics naming what is wrong.
+/// Every protocol §4 field with its type (the harness's own check), and what we promise beyond
+/// it; panics naming what is wrong.
 pub fn assert_contract_response(body: &serde_json::Value, task_id: &str, mode: &str) {
-    assert_eq!(body["task_id"], task_id, "{body}");
-    assert_eq!(body["mode"], mode, "{body}");
-    assert_eq!(body["status"], "completed", "{body}");
-    for field in ["prototype_summary", "agent_message", "output"] {
-        assert!(
-            body[field].as_str().is_some_and(|s| !s.trim().is_empty()),
-            "{field} must be a non-empty string: {body}"
-        );
-    }
-    assert!(body["bid_price_usd"].as_f64().is_some_and(|p| p >= 0.0), "{body}");
-    assert!(body["cost_usd"].as_f64().is_some_and(|c| c >= 0.0), "{body}");
-    let artifacts = body["artifacts"].as_array().expect("artifacts array");
-    assert!(!artifacts.is_empty());
-    for a in artifacts {
-        assert!(["text", "file", "image"].contains(&a["type"].as_str().unwrap()), "{a}");
-        assert!(a["mime_type"].is_string() && a["content"].is_string(), "{a}");
-    }
+    let violations = bidder::harness::contract_violations(body, task_id, mode, None);
+    assert!(violations.is_empty(), "{violations:#?}\n{body}");
     let usage = &body["token_usage"];
     // A logo is built without the model (strategy::logo): no tokens; everything else reads a prompt.
     let built_without_model = body["artifacts"][0]["mime_type"] == "image/svg+xml";
     assert!(usage["input_tokens"].as_u64().is_some_and(|n| n > 0 || built_without_model), "{usage}");
-    assert!(usage["output_tokens"].is_u64(), "{usage}");
-    assert_eq!(usage["cost_usd"], body["cost_usd"]);
     let meta = &body["metadata"];
     assert_eq!(meta["agent_version"], env!("CARGO_PKG_VERSION"));
-    assert!(meta["model"].is_string() && meta["latency_ms"].is_u64() && meta["truncated"].is_boolean(), "{meta}");
     let checks = meta["checks"].as_array().expect("metadata.checks array");
-    for check in checks {
-        assert!(check["name"].is_string() && check["passed"].is_boolean() && check["detail"].is_string(), "{check}");
-    }
     // Cleaning guarantees this one, so it is always reported and always passes.
     assert!(
         checks.iter().any(|c| c["name"] == "no_template_tokens" && c["passed"] == true),
