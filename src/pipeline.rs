@@ -1,6 +1,6 @@
-//! Brief in, response out: route the brief to the model serving its phase, plan the
-//! generation, run it against the deadline, clean the text, price and present it. The HTTP
-//! server and `bidder execute` share this path exactly.
+//! Brief in, response out: fetch the brief's text attachments, route it to the model serving
+//! its phase, let its family's strategy write it against the deadline, add the general checks,
+//! price and present it. The HTTP server and `bidder execute` share this path exactly.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

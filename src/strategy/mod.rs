@@ -4,10 +4,12 @@
 //! ([`checks`]), how to present it to the buyer ([`presentation`]) and what to bid ([`pricing`]).
 //! Knows the brief and the engine's trait, not candle.
 //!
-//! Most task types share one general strategy. Two families are built rather than generated
-//! where the model cannot be trusted: logos ([`logo`], an SVG wordmark) and data with a table in
-//! the brief ([`data`], figures computed in Rust). Per-family strategies for the rest (outlines,
-//! item limits) and repair of failed checks build on this plan.
+//! Each family has its own strategy ([`write`] dispatches): [`longform`], [`shortform`],
+//! [`translation`], [`code`], [`business`], [`data`] and [`logo`], with [`general`] for the
+//! rest. They ask the model a part at a time through [`compose::Writer`], which keeps one
+//! deadline for all the calls, and share [`prose`] for paragraphs, lists and what a small model
+//! must not be trusted with (numbers and names the brief never gave). Logos are built rather than
+//! generated, and data figures are computed in Rust.
 
 pub mod business;
 pub mod checks;
