@@ -78,14 +78,7 @@ fn whole_prototype(c: &mut Criterion) {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         workers: 1,
         queue_capacity: 4,
-        sampling: SamplingConfig {
-            temperature: 0.4,
-            top_k: 40,
-            top_p: 0.9,
-            repeat_penalty: 1.15,
-            repeat_last_n: 128,
-            no_repeat_ngram: 10,
-        },
+        sampling: SamplingConfig::default(),
         load: Default::default(),
     };
     let (engine, _) = LocalEngine::start(&config).expect("run scripts/fetch-models.sh first");

@@ -11,14 +11,7 @@ fn main() {
     let mut model = GgufModel::load(std::path::Path::new(&args[1]), &candle_core::Device::Cpu).unwrap();
     let prompts: Vec<Vec<String>> = serde_json::from_slice(&std::fs::read(&args[2]).unwrap()).unwrap();
     let temperature: f64 = std::env::var("T").ok().and_then(|t| t.parse().ok()).unwrap_or(0.4);
-    let sampling = SamplingConfig {
-        temperature,
-        top_k: 40,
-        top_p: 0.9,
-        repeat_penalty: 1.15,
-        repeat_last_n: 128,
-        no_repeat_ngram: 10,
-    };
+    let sampling = SamplingConfig { temperature, ..SamplingConfig::default() };
     for (i, p) in prompts.iter().enumerate() {
         for seed in 0..std::env::var("N").ok().and_then(|t| t.parse().ok()).unwrap_or(1u64) {
             let mut messages = vec![];

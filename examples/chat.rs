@@ -18,14 +18,7 @@ fn main() -> anyhow::Result<()> {
         threads: std::thread::available_parallelism()?.get(),
         workers: 1,
         queue_capacity: 1,
-        sampling: SamplingConfig {
-            temperature,
-            top_k: 40,
-            top_p: 0.9,
-            repeat_penalty: 1.15,
-            repeat_last_n: 128,
-            no_repeat_ngram: 10,
-        },
+        sampling: SamplingConfig { temperature, ..SamplingConfig::default() },
         load: Default::default(),
     };
     let (engine, _) = LocalEngine::start(&config)?;

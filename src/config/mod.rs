@@ -26,7 +26,13 @@ const DEFAULT_PROTOTYPE_DEADLINE_SECS: u64 = 120;
 const DEFAULT_FINAL_DEADLINE_SECS: u64 = 300;
 const DEFAULT_COST_PER_HOUR_USD: f64 = 0.10;
 const DEFAULT_BID_FRACTION: f64 = 0.8;
-pub const DEFAULT_NO_REPEAT_NGRAM: usize = 10;
+// Sampling defaults, shared by the flags and `SamplingConfig::default()`.
+const DEFAULT_TEMPERATURE: f64 = 0.4;
+const DEFAULT_TOP_K: usize = 40;
+const DEFAULT_TOP_P: f64 = 0.9;
+const DEFAULT_REPEAT_PENALTY: f32 = 1.15;
+const DEFAULT_REPEAT_LAST_N: usize = 128;
+const DEFAULT_NO_REPEAT_NGRAM: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -200,20 +206,20 @@ pub struct ModelArgs {
     pub pool: Option<PathBuf>,
     /// Sampling temperature; 0 picks the most likely token every time. Small models stay on
     /// topic better when it is low.
-    #[arg(long, env = "BIDDER_TEMPERATURE", default_value_t = 0.4)]
+    #[arg(long, env = "BIDDER_TEMPERATURE", default_value_t = DEFAULT_TEMPERATURE)]
     pub temperature: f64,
     /// Consider only the k most likely tokens (0 = all). Besides trimming the long tail, it
     /// spares a sort of the whole vocabulary (151k tokens for Qwen) on every token.
-    #[arg(long, env = "BIDDER_TOP_K", default_value_t = 40)]
+    #[arg(long, env = "BIDDER_TOP_K", default_value_t = DEFAULT_TOP_K)]
     pub top_k: usize,
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches this.
-    #[arg(long, env = "BIDDER_TOP_P", default_value_t = 0.9)]
+    #[arg(long, env = "BIDDER_TOP_P", default_value_t = DEFAULT_TOP_P)]
     pub top_p: f64,
     /// Penalty on tokens already generated recently (1.0 = none).
-    #[arg(long, env = "BIDDER_REPEAT_PENALTY", default_value_t = 1.15)]
+    #[arg(long, env = "BIDDER_REPEAT_PENALTY", default_value_t = DEFAULT_REPEAT_PENALTY)]
     pub repeat_penalty: f32,
     /// How many recent tokens the repeat penalty looks at.
-    #[arg(long, env = "BIDDER_REPEAT_LAST_N", default_value_t = 128)]
+    #[arg(long, env = "BIDDER_REPEAT_LAST_N", default_value_t = DEFAULT_REPEAT_LAST_N)]
     pub repeat_last_n: usize,
     /// Never repeat a run of this many tokens within one answer (0 = off): small models loop,
     /// and a penalty alone does not stop a whole sentence coming round again. Code turns it off.
@@ -417,6 +423,20 @@ pub struct SamplingConfig {
     pub repeat_last_n: usize,
     /// Block any token that would repeat a run of this many tokens of the answer (0 = off).
     pub no_repeat_ngram: usize,
+}
+
+impl Default for SamplingConfig {
+    /// The flags' defaults.
+    fn default() -> Self {
+        Self {
+            temperature: DEFAULT_TEMPERATURE,
+            top_k: DEFAULT_TOP_K,
+            top_p: DEFAULT_TOP_P,
+            repeat_penalty: DEFAULT_REPEAT_PENALTY,
+            repeat_last_n: DEFAULT_REPEAT_LAST_N,
+            no_repeat_ngram: DEFAULT_NO_REPEAT_NGRAM,
+        }
+    }
 }
 
 /// Settings of the strategy layer.

@@ -12,7 +12,7 @@
 use regex::Regex;
 
 use super::compose::{Ask, Draft, Writer, check, sentences};
-use super::{GenerationPlan, general};
+use super::{GenerationPlan, checks, general, prose};
 use crate::engine::{EngineError, FinishReason};
 use crate::protocol::{Brief, Check, Phase};
 
@@ -442,7 +442,7 @@ fn read_brief(description: &str, roles: &[&Role]) -> (String, Vec<Fact>) {
                 .filter(|f| f.chars().any(|c| c.is_ascii_digit()))
                 .collect();
             let slide = route(&format!("{label} {body}"), roles);
-            facts.push(Fact { bullet: capitalise(body), slide, figures });
+            facts.push(Fact { bullet: prose::capitalise(body), slide, figures });
         }
     }
     if about.is_empty() {
@@ -469,21 +469,9 @@ fn route(clause: &str, roles: &[&Role]) -> usize {
 /// What the brief states: its numbers (from the company's description and the facts, not from the
 /// instructions' "10 slides") and its text.
 fn known_from(description: &str, about: &str, facts: &[Fact]) -> Known {
-    let digits = Regex::new(r"\d+").expect("valid pattern");
-    let mut numbers: Vec<String> = Vec::new();
-    for text in std::iter::once(about).chain(facts.iter().map(|f| f.bullet.as_str())) {
-        for m in digits.find_iter(text) {
-            if !numbers.iter().any(|n| n == m.as_str()) {
-                numbers.push(m.as_str().to_string());
-            }
-        }
-    }
+    let numbers =
+        std::iter::once(about).chain(facts.iter().map(|f| f.bullet.as_str())).flat_map(prose::numbers_in).collect();
     Known { numbers, brief: description.to_string() }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
 /// The titles of a numbered list, by their numbers (a line without a number takes the next slot).
@@ -558,12 +546,13 @@ fn list_items(reply: &str) -> (Vec<String>, bool) {
 #[derive(Debug, Clone, Default)]
 struct Known {
     /// Every run of digits in the brief's statements: the only numbers a slide may use.
-    numbers: Vec<String>,
+    numbers: std::collections::BTreeSet<String>,
     /// The brief's text: names with capitals inside (`MealRescue`) must come from it.
     brief: String,
 }
 
-/// Phrases that mark filler or the deck talking about itself rather than the company.
+/// Filler a slide may not carry, besides the stock filler every draft is checked for
+/// ([`checks::STOCK_FILLER`]).
 const FILLER: &[&str] = &[
     "in today's",
     "in today’s",
@@ -571,9 +560,6 @@ const FILLER: &[&str] = &[
     "ever-evolving",
     "in this day and age",
     "game changer",
-    "game-changer",
-    "delve",
-    "tapestry",
     "unlock the power",
 ];
 const META: &[&str] = &[
@@ -604,18 +590,13 @@ fn flaw(text: &str, known: &Known) -> Option<String> {
         return Some(format!("contained \"{junk}\""));
     }
     let lower = text.to_lowercase();
-    if let Some(filler) = FILLER.iter().find(|f| lower.contains(**f)) {
+    if let Some(filler) = FILLER.iter().chain(checks::STOCK_FILLER).find(|f| lower.contains(**f)) {
         return Some(format!("used the filler \"{filler}\""));
     }
     if let Some(meta) = META.iter().find(|m| lower.contains(**m)) {
         return Some(format!("talked about the deck (\"{meta}\") instead of the company"));
     }
-    if let Some(number) = Regex::new(r"\d+")
-        .expect("valid pattern")
-        .find_iter(text)
-        .map(|m| m.as_str())
-        .find(|n| !known.numbers.iter().any(|k| k == n))
-    {
+    if let Some(number) = prose::numbers_in(text).into_iter().find(|n| !known.numbers.contains(n)) {
         return Some(format!("used the number {number}, which is not in the brief"));
     }
     let inner_capital = Regex::new(r"\b[A-Za-z][a-z]+[A-Z][A-Za-z]*\b").expect("valid pattern");
@@ -832,7 +813,7 @@ mod tests {
     const PITCH_BRIEF: &str = "We are a startup delivering ready-to-cook meal kits for people with diabetes, designed with dietitians. Seeking a $750k seed round. Draft a 10-slide pitch deck outline: for each slide a title, 3-4 bullet points and a speaker note. Market: 38 million Americans with diabetes; competitors are generic meal-kit companies.";
 
     fn known() -> Known {
-        Known { numbers: vec!["750".into(), "38".into()], brief: PITCH_BRIEF.into() }
+        Known { numbers: ["750".into(), "38".into()].into(), brief: PITCH_BRIEF.into() }
     }
 
     #[test]
@@ -851,7 +832,7 @@ mod tests {
         );
         let figures: Vec<&String> = facts.iter().flat_map(|f| &f.figures).collect();
         assert_eq!(figures, ["$750k", "38 million"]);
-        assert_eq!(known_from(PITCH_BRIEF, &about, &facts).numbers, ["750", "38"]);
+        assert_eq!(known_from(PITCH_BRIEF, &about, &facts).numbers, ["750".to_string(), "38".to_string()].into());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use regex::Regex;
 
 use super::compose::{Ask, Draft, Writer, check};
 use super::requirements::OutputFormat;
-use super::{GenerationPlan, checks, general};
+use super::{GenerationPlan, checks, general, prompt};
 use crate::engine::{EngineError, FinishReason};
 use crate::protocol::{Artifact, Brief, Check, Phase};
 
@@ -569,7 +569,7 @@ async fn write_code(
     let terms = brief_terms(brief);
     let fence = fence_language(language);
     let system = format!("You are an expert {} developer. You write short, correct, complete code.", display(language));
-    let mut user = format!("# {}\n\n{}\n", brief.title, truncate(&brief.description, MAX_BRIEF_CHARS));
+    let mut user = format!("# {}\n\n{}\n", brief.title, prompt::truncate_chars(&brief.description, MAX_BRIEF_CHARS));
     for rule in other_requirements(brief) {
         user.push_str(&format!("- {rule}\n"));
     }
@@ -890,7 +890,7 @@ fn is_regex_task(brief: &Brief) -> bool {
 
 async fn regex_task(brief: &Brief, language: &str, writer: &mut Writer<'_>) -> Result<Draft, EngineError> {
     let examples = regex_examples(&brief.description);
-    let mut user = format!("# {}\n\n{}\n", brief.title, truncate(&brief.description, MAX_BRIEF_CHARS));
+    let mut user = format!("# {}\n\n{}\n", brief.title, prompt::truncate_chars(&brief.description, MAX_BRIEF_CHARS));
     user.push_str("\nWrite the regular expression only, on one line.");
     let ask = Ask::new("You are an expert in regular expressions. You answer with the pattern only.", user, 80)
         .prefix("```regex\n")
@@ -1447,13 +1447,6 @@ fn title_slug(title: &str, separator: &str) -> Option<String> {
 
 fn join_names<S: AsRef<str>>(names: &[S]) -> String {
     names.iter().map(|n| format!("\"{}\"", n.as_ref())).collect::<Vec<_>>().join(", ")
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]

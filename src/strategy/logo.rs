@@ -4,6 +4,7 @@
 //! typographic layouts, rendered as a small, valid, accessible SVG (well-formed by construction,
 //! checked with an XML parser in the tests), and the rationale states those choices as they are.
 
+use super::prose;
 use super::requirements::Requirements;
 use crate::protocol::{Artifact, Brief, Phase};
 
@@ -220,7 +221,7 @@ pub fn rationale(brief: &Brief, mark: &Wordmark, phase: Phase) -> String {
          **File.** `{file}`: a scalable vector with a title for screen readers.",
         name = mark.name,
         typeface = mark.typeface,
-        layout = capitalise(mark.layout),
+        layout = prose::capitalise(mark.layout),
         main = color("main"),
         accent = color("accent"),
         main_contrast = contrast_on_white(color("main")),
@@ -267,11 +268,6 @@ const MOOD_WORDS: &[&str] = &[
     "premium",
     "classic",
 ];
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
-}
 
 /// The logo's draft: the rationale with the SVG inline, and the SVG (plus, in the final, its
 /// variants) as image artifacts. The model is not asked.

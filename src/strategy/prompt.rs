@@ -2,6 +2,7 @@
 //! differs by phase — a strong, shorter draft for the prototype, the complete deliverable for the
 //! final.
 
+use super::prose;
 use crate::engine::ChatMessage;
 use crate::protocol::{Brief, Phase, Requirement};
 
@@ -102,8 +103,10 @@ fn instruction(brief: &Brief, requested_words: Option<u64>, target_words: u64, t
 }
 
 fn push_section<'a>(out: &mut String, heading: &str, items: impl Iterator<Item = (&'a str, String)>) {
-    let lines: Vec<String> =
-        items.filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("- {}: {v}\n", capitalise(&humanise(k)))).collect();
+    let lines: Vec<String> = items
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("- {}: {v}\n", prose::capitalise(&humanise(k))))
+        .collect();
     if !lines.is_empty() {
         out.push_str(&format!("\n## {heading}\n"));
         lines.iter().for_each(|l| out.push_str(l));
@@ -114,12 +117,8 @@ fn humanise(slug: &str) -> String {
     slug.replace(['_', '-'], " ")
 }
 
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
-}
-
-fn truncate_chars(s: &str, max: usize) -> String {
+/// `s` cut to `max` characters (on a character boundary), with an ellipsis when cut.
+pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_string(),

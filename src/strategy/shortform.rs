@@ -348,12 +348,8 @@ fn join_post(body: &str, hashtags: &str) -> String {
     if hashtags.is_empty() { body.trim().to_string() } else { format!("{}\n\n{hashtags}", body.trim()) }
 }
 
+/// `text` without hashtags, its paragraph breaks kept.
 fn strip_hashtags(text: &str) -> String {
-    let kept: Vec<&str> = text.split_whitespace().filter(|w| !w.starts_with('#')).collect();
-    // Keep paragraph breaks: rebuild per paragraph.
-    if kept.is_empty() {
-        return String::new();
-    }
     text.split("\n\n")
         .map(|p| p.split_whitespace().filter(|w| !w.starts_with('#')).collect::<Vec<_>>().join(" "))
         .filter(|p| !p.is_empty())
