@@ -8,6 +8,7 @@
 //!   place errors become status codes, `/health`, `/metrics`, graceful shutdown.
 //! * [`protocol`] — the brief as the platform sends it (parsed leniently and normalised) and the
 //!   response superset we return.
+//! * [`callback`] — async mode's answer, POSTed signed to the task's callback URL with retries.
 //! * [`idempotency`] — one generation per `(task_id, phase)`: concurrent duplicates share it,
 //!   later ones replay it.
 //! * [`attachments`] — the text files a brief links to, fetched within size and time limits and
@@ -24,6 +25,7 @@
 //! * [`harness`] — `bidder harness` and `bidder sign`: the platform's view of an agent, locally.
 
 pub mod attachments;
+pub mod callback;
 pub mod config;
 pub mod engine;
 pub mod fetch;

@@ -103,6 +103,11 @@ impl Pipeline {
         self.routes.models()
     }
 
+    /// How long `brief` may take, from its arrival to its answer.
+    pub fn time_budget(&self, brief: &Brief) -> Duration {
+        strategy::time_budget(brief, &self.strategy)
+    }
+
     /// Produce the response for `brief`, which arrived at `received` (its deadline counts from
     /// then, not from when a worker picks it up).
     pub async fn execute(&self, brief: &Brief, received: Instant) -> Result<ExecuteResponse, PipelineError> {
@@ -183,6 +188,7 @@ impl Pipeline {
                     true => FinishReason::Deadline.as_str().into(),
                     false => generation.finish.as_str().into(),
                 },
+                queue_ms: generation.queued.as_millis() as u64,
                 prefill_ms: generation.prefill.as_millis() as u64,
                 decode_ms: generation.decode.as_millis() as u64,
                 output_words: words,

@@ -4,84 +4,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bidder::config::{AuthConfig, Secret, ServerConfig, StrategyConfig};
+use bidder::config::StrategyConfig;
 use bidder::engine::fake::FakeGenerator;
-use bidder::http::{self, AppState};
-use bidder::pipeline::{PhaseRoutes, Pipeline};
+use common::fake_server::*;
 use common::*;
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
-
-struct TestServer {
-    url: String,
-    state: AppState,
-    fake: FakeGenerator,
-    strategy: StrategyConfig,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-fn server_config() -> ServerConfig {
-    ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        auth: AuthConfig {
-            api_key: Some(Secret::new(API_KEY)),
-            signing_secrets: vec![Secret::new(SECRET_CURRENT), Secret::new(SECRET_PENDING)],
-            timestamp_tolerance: Duration::from_secs(300),
-        },
-        path_prefix: Some("/aitasker".into()),
-        agent_slug: "bidder-test".into(),
-        capabilities: vec!["writing-translation".into(), "data".into()],
-        max_body_bytes: 1024 * 1024,
-        drain: Duration::from_secs(5),
-        idempotency_ttl: Duration::from_secs(60),
-        idempotency_capacity: 100,
-    }
-}
-
-impl TestServer {
-    /// A server that is not ready yet: call `ready()` to hand it its pipeline.
-    async fn loading(fake: FakeGenerator, strategy: StrategyConfig, config: ServerConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(http::serve(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
-        Self { url, state, fake, strategy, stop: Some(stop), server }
-    }
-
-    fn ready(&self) {
-        self.state.set_ready(Pipeline::new(PhaseRoutes::single(Arc::new(self.fake.clone())), self.strategy.clone()));
-    }
-
-    async fn start(fake: FakeGenerator) -> Self {
-        let server = Self::loading(fake, StrategyConfig::default(), server_config()).await;
-        server.ready();
-        server
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-async fn json_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
-}
-
-fn assert_error(status: u16, body: &Value, expected_status: u16, expected_code: &str) {
-    assert_eq!(status, expected_status, "{body}");
-    assert_eq!(body["error"], expected_code, "{body}");
-    assert!(body["detail"].as_str().is_some_and(|d| d.len() > 10), "detail must be a sentence: {body}");
-    assert_eq!(body.as_object().unwrap().len(), 2, "only error and detail: {body}");
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn health_says_loading_until_the_pipeline_is_ready() {

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::auth::AuthError;
+use crate::engine::EngineError;
+use crate::pipeline::PipelineError;
 use crate::protocol::ProtocolError;
 
 /// Seconds a caller should wait before retrying while the model loads.
@@ -52,6 +54,17 @@ impl ApiError {
         }
     }
 
+    /// What a pipeline failure means to the caller: overload keeps its reason and retry time;
+    /// anything else is internal.
+    pub fn from_pipeline(err: &PipelineError) -> Self {
+        match err {
+            PipelineError::Engine(EngineError::Overloaded { reason, retry_after }) => {
+                ApiError::Overloaded { reason: reason.as_str(), retry_after: *retry_after }
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Brief(ProtocolError::MalformedJson(_)) | ApiError::UnreadableBody => StatusCode::BAD_REQUEST,
@@ -81,7 +94,8 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    /// The human sentence of the error body: never an internal cause.
+    pub fn detail(&self) -> String {
         match self {
             ApiError::Internal(_) => "The agent failed to produce a response; the failure has been logged.".into(),
             ApiError::NotReady => "The agent is still loading its model; retry shortly.".into(),
@@ -96,13 +110,20 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match &self {
+impl ApiError {
+    /// Log the error once, at its level; internal causes go here and nowhere else.
+    pub fn log(&self) {
+        match self {
             ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
             ApiError::Unauthorized(reason) => tracing::warn!(reason = reason.reason(), "request refused"),
             other => tracing::info!(code = other.code(), "request not served"),
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
         let mut response =
             (self.status(), Json(ErrorBody { error: self.code(), detail: self.detail() })).into_response();
         let retry_after = match &self {

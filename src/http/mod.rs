@@ -4,12 +4,13 @@
 //! never waits on a worker. Shutdown stops accepting, lets in-flight requests finish within the
 //! drain deadline, then returns.
 
+mod async_mode;
 pub mod auth;
 mod error;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -27,11 +28,12 @@ use tracing::Instrument;
 
 pub use error::ApiError;
 
+pub use async_mode::{BackgroundTasks, DEFAULT_EXECUTION_TIMEOUT};
+
 use crate::config::ServerConfig;
-use crate::engine::EngineError;
 use crate::idempotency::{IdempotencyCache, Origin};
-use crate::pipeline::{Pipeline, PipelineError};
-use crate::protocol::parse_brief;
+use crate::pipeline::Pipeline;
+use crate::protocol::{Brief, ExecuteResponse, parse_brief};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -40,6 +42,8 @@ pub struct AppState {
     /// Empty while the model loads; `/health` says `loading` and `/execute` answers 503.
     pipeline: Arc<OnceLock<Pipeline>>,
     idempotency: Arc<IdempotencyCache>,
+    /// Async tasks working or delivering their callback.
+    background: Arc<BackgroundTasks>,
     metrics: PrometheusHandle,
 }
 
@@ -50,6 +54,7 @@ impl AppState {
             config: Arc::new(config),
             pipeline: Arc::new(OnceLock::new()),
             idempotency: Arc::new(idempotency),
+            background: Arc::default(),
             metrics: crate::telemetry::metrics_handle(),
         }
     }
@@ -82,34 +87,49 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve until `shutdown` resolves, then drain in-flight requests for at most the configured
-/// drain deadline.
+/// Serve until `shutdown` resolves; then stop accepting, let in-flight requests finish and
+/// background (async) tasks deliver, all within the configured drain deadline.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain = state.config.drain;
-    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let background = state.background.clone();
+    let drain_started = Arc::new(OnceLock::<Instant>::new());
     let app = router(state);
+    let started = drain_started.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!(drain_secs = drain.as_secs(), "shutting down: draining in-flight requests");
-        let _ = draining_tx.send(());
+        let _ = started.set(Instant::now());
     });
-    tokio::select! {
-        result = server => result,
-        () = async {
-            if draining_rx.await.is_ok() {
-                tokio::time::sleep(drain).await;
-            } else {
-                std::future::pending::<()>().await;
+    let drain_deadline = async {
+        loop {
+            match drain_started.get() {
+                Some(started) => break tokio::time::sleep_until((*started + drain).into()).await,
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
             }
-        } => {
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = drain_deadline => {
             tracing::warn!("drain deadline passed with requests still in flight; stopping anyway");
-            Ok(())
+            return Ok(());
         }
     }
+    // Every connection is closed; async tasks may still be working or delivering.
+    let left =
+        drain_started.get().map_or(drain, |started| (*started + drain).saturating_duration_since(Instant::now()));
+    if !background.is_empty() {
+        tracing::info!(tasks = background.len(), "waiting for async tasks to deliver");
+    }
+    match background.drain(left).await {
+        0 => {}
+        n => tracing::warn!(tasks = n, "drain deadline passed with async tasks undelivered; stopping anyway"),
+    }
+    Ok(())
 }
 
 async fn execute(
@@ -129,33 +149,73 @@ async fn execute(
         tracing::warn!(header_id, task_id = %brief.task_id, "X-AITasker-Task-ID differs from the body's task_id; using the body's");
     }
     let pipeline = state.pipeline.get().ok_or(ApiError::NotReady)?;
-    let span = tracing::info_span!("task", task_id = %brief.task_id, phase = %brief.phase, task_type = brief.task_type.as_deref().unwrap_or(""));
-    let (response, origin) = state
+    let span = task_span(&brief);
+    if brief.callback.is_some() {
+        return async_mode::accept(&state, brief, received, span);
+    }
+    let answered = state
         .idempotency
         .get_or_run(&brief.task_id, brief.phase, pipeline.execute(&brief, received))
         .instrument(span.clone())
-        .await
-        .map_err(|e| match e.as_ref() {
-            PipelineError::Engine(EngineError::Overloaded { reason, retry_after }) => {
-                ApiError::Overloaded { reason: reason.as_str(), retry_after: *retry_after }
-            }
-            other => ApiError::Internal(other.to_string()),
-        })?;
-    let _entered = span.enter();
-    if origin == Origin::Duplicate {
-        metrics::counter!("bidder_duplicates_served_total", "phase" => brief.phase.as_str()).increment(1);
-        tracing::info!("duplicate call answered with the shared response");
-    } else {
-        tracing::info!(
-            latency_ms = response.metadata.latency_ms,
-            output_tokens = response.token_usage.output_tokens,
-            truncated = response.metadata.truncated,
-            "task answered"
-        );
-    }
+        .await;
+    let (response, origin) = match answered {
+        Ok(answered) => answered,
+        Err(err) => {
+            let err = ApiError::from_pipeline(&err);
+            span.record("outcome", err.code());
+            // Turned into a response (and logged) inside the task's span.
+            let _entered = span.enter();
+            return Ok(err.into_response());
+        }
+    };
+    record_answer(&span, &response, origin);
     metrics::histogram!("bidder_execute_seconds", "phase" => brief.phase.as_str())
         .record(received.elapsed().as_secs_f64());
     Ok(Json(response.as_ref()).into_response())
+}
+
+/// One span per task, so every line logged while working on it carries its identity; the
+/// numbers of the outcome are recorded on it when the answer is ready. The brief's own words
+/// are never span fields: they appear only at debug level.
+fn task_span(brief: &Brief) -> tracing::Span {
+    tracing::info_span!(
+        "task",
+        task_id = %brief.task_id,
+        phase = %brief.phase,
+        category = brief.category.as_deref().unwrap_or(""),
+        task_type = brief.task_type.as_deref().unwrap_or(""),
+        dispatch = if brief.callback.is_some() { "async" } else { "sync" },
+        outcome = tracing::field::Empty,
+        queue_ms = tracing::field::Empty,
+        prefill_ms = tracing::field::Empty,
+        decode_ms = tracing::field::Empty,
+        input_tokens = tracing::field::Empty,
+        output_tokens = tracing::field::Empty,
+        truncated = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    )
+}
+
+/// Record a task's answer on its span and log it once.
+fn record_answer(span: &tracing::Span, response: &ExecuteResponse, origin: Origin) {
+    let _entered = span.enter();
+    if origin == Origin::Duplicate {
+        span.record("outcome", "duplicate");
+        metrics::counter!("bidder_duplicates_served_total", "phase" => response.mode.as_str()).increment(1);
+        tracing::info!("duplicate call answered with the shared response");
+        return;
+    }
+    let metadata = &response.metadata;
+    span.record("outcome", if metadata.truncated { "truncated" } else { "completed" });
+    span.record("queue_ms", metadata.queue_ms);
+    span.record("prefill_ms", metadata.prefill_ms);
+    span.record("decode_ms", metadata.decode_ms);
+    span.record("input_tokens", response.token_usage.input_tokens);
+    span.record("output_tokens", response.token_usage.output_tokens);
+    span.record("truncated", metadata.truncated);
+    span.record("latency_ms", metadata.latency_ms);
+    tracing::info!("task answered");
+    tracing::debug!(output = %response.output, "the answer's text");
 }
 
 async fn health(State(state): State<AppState>) -> Response {

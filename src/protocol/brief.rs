@@ -96,6 +96,21 @@ pub struct Brief {
     pub extra_context: BTreeMap<String, String>,
     /// Async dispatches carry the platform's own limit for the whole task.
     pub execution_timeout_seconds: Option<u64>,
+    /// Async dispatch (protocol §7): where to POST the answer, and the key to sign it with.
+    pub callback: Option<Callback>,
+}
+
+/// Where an async task's answer goes. The secret is per task and never printed.
+#[derive(Clone, PartialEq)]
+pub struct Callback {
+    pub url: url::Url,
+    pub secret: String,
+}
+
+impl fmt::Debug for Callback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callback").field("url", &self.url.as_str()).field("secret", &"***").finish()
+    }
 }
 
 /// A loosely typed requirement value, read the way a buyer meant it.
@@ -242,6 +257,7 @@ pub fn parse_brief(body: &[u8]) -> Result<Brief, ProtocolError> {
         budget_usd: budget(&fields)?,
         attachments: attachments(&fields)?,
         extra_context: extra_context(&fields),
+        callback: callback(&fields)?,
         execution_timeout_seconds: match fields.get("execution_timeout_seconds") {
             None | Some(Value::Null) => None,
             Some(v) => Some(Requirement(v).as_count().ok_or(ProtocolError::InvalidField {
@@ -309,6 +325,35 @@ fn attachments(fields: &Map<String, Value>) -> Result<Vec<Attachment>, ProtocolE
             _ => Err(ProtocolError::InvalidField { field: "attachments", expected: "an array of objects" }),
         })
         .collect()
+}
+
+/// A callback needs a URL and a secret to sign with; a secret alone asks for nothing and is
+/// ignored (the answer then goes back synchronously). The URL must be HTTPS; plain HTTP is
+/// accepted only to a loopback address, for a receiver on the same machine.
+fn callback(fields: &Map<String, Value>) -> Result<Option<Callback>, ProtocolError> {
+    let url = optional_string(fields, "callback_url")?.filter(|s| !s.is_empty());
+    let secret = optional_string(fields, "callback_secret")?.filter(|s| !s.is_empty());
+    let (url, secret) = match (url, secret) {
+        (None, _) => return Ok(None),
+        (Some(url), Some(secret)) => (url, secret),
+        (Some(_), None) => return Err(ProtocolError::MissingField("callback_secret")),
+    };
+    let invalid = || ProtocolError::InvalidField {
+        field: "callback_url",
+        expected: "an absolute https URL (http only to a loopback address)",
+    };
+    let url = url::Url::parse(&url).map_err(|_| invalid())?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(Some(Callback { url, secret })),
+        "http" if loopback => Ok(Some(Callback { url, secret })),
+        _ => Err(invalid()),
+    }
 }
 
 fn extra_context(fields: &Map<String, Value>) -> BTreeMap<String, String> {
@@ -422,5 +467,28 @@ mod tests {
         assert_eq!(r("d").as_list(), ["x", "y", "z"]);
         assert_eq!(r("e").as_list(), ["x", "y"]);
         assert_eq!(r("f").as_text(), "max: 30");
+    }
+
+    #[test]
+    fn a_callback_needs_both_fields_and_a_safe_url_and_its_secret_never_prints() {
+        let with =
+            |extra: &str| parse_brief(format!(r#"{{"task_id":"t","mode":"final","title":"T"{extra}}}"#).as_bytes());
+        let brief =
+            with(r#","callback_url":"https://platform.example/cb?t=1","callback_secret":"s3cr3t-value""#).unwrap();
+        let callback = brief.callback.as_ref().unwrap();
+        assert_eq!(callback.url.as_str(), "https://platform.example/cb?t=1");
+        assert!(!format!("{brief:?}").contains("s3cr3t-value"), "{brief:?}");
+        assert!(brief.extra_context.is_empty(), "callback fields are not context: {:?}", brief.extra_context);
+        assert!(with(r#","callback_url":"http://127.0.0.1:9/cb","callback_secret":"s""#).unwrap().callback.is_some());
+        for bad in [
+            r#","callback_url":"http://platform.example/cb","callback_secret":"s""#,
+            r#","callback_url":"ftp://platform.example/cb","callback_secret":"s""#,
+            r#","callback_url":"/relative","callback_secret":"s""#,
+            r#","callback_url":"https://platform.example/cb""#,
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+        assert!(with("").unwrap().callback.is_none());
+        assert!(with(r#","callback_secret":"s""#).unwrap().callback.is_none(), "nowhere to call back: sync");
     }
 }

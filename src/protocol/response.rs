@@ -101,6 +101,9 @@ pub struct ResponseMetadata {
     pub truncated: bool,
     /// `eos`, `length` or `deadline`.
     pub finish_reason: String,
+    /// Time spent waiting for a worker, summed over the task's model calls.
+    #[serde(default)]
+    pub queue_ms: u64,
     pub prefill_ms: u64,
     pub decode_ms: u64,
     pub output_words: usize,

@@ -2,6 +2,8 @@
 //! that sends a body with the platform's headers.
 #![allow(dead_code)]
 
+pub mod fake_server;
+
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 

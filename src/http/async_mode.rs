@@ -1,0 +1,173 @@
+//! Async dispatch (protocol §7). A brief that carries `callback_url` and `callback_secret` is
+//! acknowledged at once with 202 and worked on in the background; its answer — the same JSON
+//! the synchronous call would have returned — is POSTed to the callback by
+//! [`crate::callback`]. Idempotent like the synchronous path: a retried dispatch of a task that
+//! is still running is acknowledged again without new work, and one of a task already answered
+//! gets the stored answer delivered again (the platform retries because it is still waiting).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::{ApiError, AppState, record_answer};
+use crate::callback::{CallbackClient, CallbackError};
+use crate::idempotency::Origin;
+use crate::pipeline::Pipeline;
+use crate::protocol::{Brief, ExecuteResponse, Phase};
+
+/// The platform's limit for an async task when the brief does not give one (protocol §2 says
+/// it is currently 600 s).
+pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Background tasks accepted at most at once. Beyond this a dispatch is refused with 429, as a
+/// synchronous one would be, rather than piling up work the workers cannot reach in time.
+const MAX_BACKGROUND_TASKS: usize = 256;
+
+/// The tasks running in the background, so retries find them and shutdown can wait for them.
+pub struct BackgroundTasks {
+    running: Mutex<HashSet<(String, Phase)>>,
+    tracker: TaskTracker,
+    callbacks: CallbackClient,
+}
+
+impl Default for BackgroundTasks {
+    fn default() -> Self {
+        Self { running: Mutex::default(), tracker: TaskTracker::new(), callbacks: CallbackClient::new() }
+    }
+}
+
+impl BackgroundTasks {
+    /// Tasks still working or still delivering.
+    pub fn len(&self) -> usize {
+        self.tracker.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tracker.is_empty()
+    }
+
+    /// Wait until every background task has delivered, or `limit` has passed; returns how many
+    /// are left. New tasks can still be accepted meanwhile only if the listener is open, which
+    /// during shutdown it is not.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        self.tracker.close();
+        let _ = tokio::time::timeout(limit, self.tracker.wait()).await;
+        self.tracker.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, Phase)>> {
+        // The set stays consistent even if a holder panicked: every change is one insert or
+        // one remove.
+        self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Take `brief` into the background and answer 202 at once.
+pub(super) fn accept(
+    state: &AppState,
+    brief: Brief,
+    received: Instant,
+    span: tracing::Span,
+) -> Result<Response, ApiError> {
+    let acknowledgement =
+        (StatusCode::ACCEPTED, Json(json!({"status": "accepted", "task_id": brief.task_id, "mode": brief.phase})))
+            .into_response();
+    let key = (brief.task_id.clone(), brief.phase);
+    {
+        let mut running = state.background.lock();
+        if running.contains(&key) {
+            metrics::counter!("bidder_duplicates_served_total", "phase" => brief.phase.as_str()).increment(1);
+            span.in_scope(|| tracing::info!("duplicate async dispatch: the task is already running"));
+            return Ok(acknowledgement);
+        }
+        if running.len() >= MAX_BACKGROUND_TASKS {
+            return Err(ApiError::Overloaded { reason: "queue_full", retry_after: Duration::from_secs(30) });
+        }
+        running.insert(key.clone());
+    }
+    let background_state = state.clone();
+    state.background.tracker.spawn(
+        async move {
+            work_and_deliver(&background_state, &brief, received).await;
+            background_state.background.lock().remove(&key);
+        }
+        .instrument(span),
+    );
+    metrics::gauge!("bidder_background_tasks").set(state.background.len() as f64);
+    Ok(acknowledgement)
+}
+
+async fn work_and_deliver(state: &AppState, brief: &Brief, received: Instant) {
+    let Some(callback) = &brief.callback else { return };
+    let Some(pipeline) = state.pipeline.get() else { return };
+    let limit = brief.execution_timeout_seconds.map_or(DEFAULT_EXECUTION_TIMEOUT, Duration::from_secs);
+    let deadline = received + limit;
+    let body = match answer(state, pipeline, brief, received, deadline).await {
+        Ok((response, origin)) => {
+            record_answer(&tracing::Span::current(), &response, origin);
+            serde_json::to_vec(response.as_ref())
+        }
+        Err(err) => {
+            tracing::Span::current().record("outcome", err.code());
+            err.log();
+            // The platform is waiting for this task: tell it now rather than let it time out.
+            serde_json::to_vec(&json!({
+                "task_id": brief.task_id,
+                "mode": brief.phase,
+                "status": "failed",
+                "error": err.code(),
+                "detail": err.detail(),
+            }))
+        }
+    }
+    .expect("a response serialises");
+    match state.background.callbacks.deliver(callback, &brief.task_id, &body, deadline).await {
+        Ok(delivered) => {
+            metrics::counter!("bidder_callbacks_total", "outcome" => "delivered").increment(1);
+            tracing::info!(attempts = delivered.attempts, status = delivered.status.as_u16(), "callback delivered");
+        }
+        Err(err) => {
+            let outcome = match err {
+                CallbackError::Refused { .. } => "refused",
+                CallbackError::DeadlinePassed { .. } => "deadline_passed",
+            };
+            metrics::counter!("bidder_callbacks_total", "outcome" => outcome).increment(1);
+            tracing::error!(%err, "callback not delivered");
+        }
+    }
+}
+
+/// The task's response, run once per `(task_id, phase)` like a synchronous call. A full queue
+/// is waited out while a whole budget still fits before the platform's deadline: in async mode
+/// nobody is holding a connection open, so waiting costs nothing.
+async fn answer(
+    state: &AppState,
+    pipeline: &Pipeline,
+    brief: &Brief,
+    received: Instant,
+    deadline: Instant,
+) -> Result<(Arc<ExecuteResponse>, Origin), ApiError> {
+    let mut started = received;
+    loop {
+        match state.idempotency.get_or_run(&brief.task_id, brief.phase, pipeline.execute(brief, started)).await {
+            Ok(answered) => return Ok(answered),
+            Err(err) => match ApiError::from_pipeline(&err) {
+                ApiError::Overloaded { retry_after, .. }
+                    if Instant::now() + retry_after + pipeline.time_budget(brief) <= deadline =>
+                {
+                    tracing::info!(wait_ms = retry_after.as_millis() as u64, "workers busy; the async task waits");
+                    tokio::time::sleep(retry_after).await;
+                    started = Instant::now();
+                }
+                other => return Err(other),
+            },
+        }
+    }
+}
