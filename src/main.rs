@@ -54,6 +54,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     pin_inference_threads(config.pool.threads());
     telemetry::init_logging(config.log_format);
     runtime()?.block_on(async move {
+        let tls = match &config.server.tls {
+            Some(files) => Some(http::load_tls(files).await?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -65,7 +70,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         let state = AppState::new(config.server.clone());
         // Tests and scripts read this line to find the port when listening on :0.
-        println!("bidder listening on http://{address}");
+        println!("bidder listening on {scheme}://{address}");
         std::io::stdout().flush().ok();
         let models: Vec<String> =
             config.pool.models.iter().map(|m| m.engine.model_path.display().to_string()).collect();
@@ -110,7 +115,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
             }
         };
-        http::serve(listener, state, stop).await?;
+        http::serve(listener, state, tls, stop).await?;
         match load_failure.lock().expect("not poisoned").take() {
             Some(err) => Err(err),
             None => {

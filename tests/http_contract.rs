@@ -295,9 +295,12 @@ async fn metrics_count_requests_generations_and_refusals() {
     }
 }
 
+/// Shutdown stops accepting at once, lets a request in flight finish within the drain
+/// deadline, and stops at that deadline even if one is still running.
 #[tokio::test]
-async fn shutdown_lets_an_in_flight_request_finish() {
-    let fake = FakeGenerator::default().with_words(100).with_word_delay(Duration::from_millis(10));
+async fn shutdown_drains_in_flight_requests_within_the_drain_deadline() {
+    // About 0.3 s per model call; the slogan brief makes up to five.
+    let fake = FakeGenerator::default().with_words(30).with_word_delay(Duration::from_millis(10));
     let mut server = TestServer::start(fake).await;
     let url = server.url.clone();
     let in_flight = tokio::spawn(async move {
@@ -307,8 +310,71 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.stop.take().unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = client().get(format!("{}/health", server.url)).send().await;
+    assert!(refused.is_err(), "no new connection once shutdown began");
     assert_eq!(in_flight.await.unwrap(), 200, "the in-flight request completes during the drain");
     tokio::time::timeout(Duration::from_secs(5), server.server).await.expect("server stopped").unwrap().unwrap();
+
+    // A request that would take 10 s against a 1 s drain: the server stops at the deadline.
+    let fake = FakeGenerator::default().with_words(1000).with_word_delay(Duration::from_millis(10));
+    let config = bidder::config::ServerConfig { drain: Duration::from_secs(1), ..server_config() };
+    let mut server = TestServer::loading(fake, StrategyConfig::default(), config).await;
+    server.ready();
+    let url = server.url.clone();
+    let too_long = tokio::spawn(async move {
+        post_execute(&client(), &url, with_mode(&general_brief(), "final"), &Signed::default()).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = Instant::now();
+    server.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server.server).await.expect("server stopped").unwrap().unwrap();
+    let stopped_after = stopping.elapsed();
+    assert!(
+        stopped_after >= Duration::from_millis(900) && stopped_after < Duration::from_secs(3),
+        "stopped after {stopped_after:?}, not at the 1 s drain deadline"
+    );
+    too_long.abort();
+}
+
+/// HTTPS in-process: a certificate generated here, trusted by the client as the platform would
+/// trust a real one; the contract holds over TLS, and plain HTTP or an untrusting client get
+/// nothing.
+#[tokio::test]
+async fn an_https_listener_serves_the_contract_with_its_certificate() {
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = bidder::config::TlsFiles { cert: dir.path().join("cert.pem"), key: dir.path().join("key.pem") };
+    std::fs::write(&files.cert, generated.cert.pem()).unwrap();
+    std::fs::write(&files.key, generated.signing_key.serialize_pem()).unwrap();
+    let tls = bidder::http::load_tls(&files).await.unwrap();
+    let server =
+        TestServer::loading_with_tls(FakeGenerator::default(), StrategyConfig::default(), server_config(), Some(tls))
+            .await;
+    server.ready();
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let health = trusting.get(format!("{}/health", server.url)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let brief = fixture_brief("minimal-brief");
+    let (status, body) =
+        json_of(post_execute(&trusting, &server.url, with_mode(&brief, "prototype"), &Signed::default()).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_contract_response(&body, brief["task_id"].as_str().unwrap(), "prototype");
+
+    let untrusting = client().get(format!("{}/health", server.url)).send().await;
+    assert!(untrusting.is_err_and(|e| e.is_connect()), "an unknown certificate must fail the handshake");
+    let plain = client().get(server.url.replace("https://", "http://") + "/health").send().await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200), "plain HTTP must not be served");
+
+    // A key that is not a key is a start-up error that names the files.
+    std::fs::write(&files.key, "not a key").unwrap();
+    let err = bidder::http::load_tls(&files).await.unwrap_err().to_string();
+    assert!(err.contains("key.pem") && err.contains("cert.pem"), "{err}");
 }
 
 /// `bidder harness`'s library, as the platform, against the server: every fixture brief in both

@@ -55,6 +55,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once per process; the size of the largest variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the AITasker contract over HTTP (the default).
@@ -145,6 +147,13 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "BIDDER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// PEM certificate chain: serve HTTPS in-process with rustls (needs --tls-key). Without it
+    /// the server speaks plain HTTP, for a TLS-terminating proxy or ingress in front.
+    #[arg(long, env = "BIDDER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "BIDDER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Allow listening on a non-loopback address with neither an API key nor a signing secret.
     #[arg(long, env = "BIDDER_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
@@ -375,6 +384,15 @@ pub struct ServerConfig {
     pub drain: Duration,
     pub idempotency_ttl: Duration,
     pub idempotency_capacity: u64,
+    /// Serve HTTPS with these PEM files; plain HTTP when absent.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The certificate chain and private key of an HTTPS listener, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Settings of the engine.
@@ -531,6 +549,10 @@ impl ServeArgs {
                 drain: Duration::from_secs(self.drain_secs),
                 idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs.max(1)),
                 idempotency_capacity: self.idempotency_capacity,
+                tls: match (&self.tls_cert, &self.tls_key) {
+                    (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+                    _ => None,
+                },
             },
             pool: self.model.validate()?,
             strategy: self.strategy.validate()?,

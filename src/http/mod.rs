@@ -10,7 +10,7 @@ mod error;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -20,6 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use axum_server::tls_rustls::RustlsConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -30,7 +31,7 @@ pub use error::ApiError;
 
 pub use async_mode::{BackgroundTasks, DEFAULT_EXECUTION_TIMEOUT};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, TlsFiles};
 use crate::idempotency::{IdempotencyCache, Origin};
 use crate::pipeline::Pipeline;
 use crate::protocol::{Brief, ExecuteResponse, parse_brief};
@@ -87,37 +88,45 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve until `shutdown` resolves; then stop accepting, let in-flight requests finish and
-/// background (async) tasks deliver, all within the configured drain deadline.
+/// The rustls configuration for `files`, read once at start-up so a bad certificate or key is a
+/// clear start-up error rather than a failed handshake later.
+pub async fn load_tls(files: &TlsFiles) -> Result<RustlsConfig, std::io::Error> {
+    RustlsConfig::from_pem_file(&files.cert, &files.key).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot use {} and {} for TLS: {e}", files.cert.display(), files.key.display()),
+        )
+    })
+}
+
+/// Serve on `listener` (HTTPS when `tls` is given) until `shutdown` resolves; then stop
+/// accepting, let in-flight requests finish and background (async) tasks deliver, all within
+/// the configured drain deadline.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    tls: Option<RustlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain = state.config.drain;
     let background = state.background.clone();
+    let handle = axum_server::Handle::new();
     let drain_started = Arc::new(OnceLock::<Instant>::new());
-    let app = router(state);
-    let started = drain_started.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!(drain_secs = drain.as_secs(), "shutting down: draining in-flight requests");
-        let _ = started.set(Instant::now());
+    tokio::spawn({
+        let (handle, drain_started) = (handle.clone(), drain_started.clone());
+        async move {
+            shutdown.await;
+            tracing::info!(drain_secs = drain.as_secs(), "shutting down: draining in-flight requests");
+            let _ = drain_started.set(Instant::now());
+            // Connections still open when the drain deadline passes are closed.
+            handle.graceful_shutdown(Some(drain));
+        }
     });
-    let drain_deadline = async {
-        loop {
-            match drain_started.get() {
-                Some(started) => break tokio::time::sleep_until((*started + drain).into()).await,
-                None => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    };
-    tokio::select! {
-        result = server => result?,
-        () = drain_deadline => {
-            tracing::warn!("drain deadline passed with requests still in flight; stopping anyway");
-            return Ok(());
-        }
+    let app = router(state).into_make_service();
+    let listener = listener.into_std()?;
+    match tls {
+        Some(tls) => axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app).await?,
+        None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
     }
     // Every connection is closed; async tasks may still be working or delivering.
     let left =

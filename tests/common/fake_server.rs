@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum_server::tls_rustls::RustlsConfig;
 use bidder::config::{AuthConfig, Secret, ServerConfig, StrategyConfig};
 use bidder::engine::fake::FakeGenerator;
 use bidder::http::{self, AppState};
@@ -37,17 +38,29 @@ pub fn server_config() -> ServerConfig {
         drain: Duration::from_secs(5),
         idempotency_ttl: Duration::from_secs(60),
         idempotency_capacity: 100,
+        tls: None,
     }
 }
 
 impl TestServer {
     /// A server that is not ready yet: call `ready()` to hand it its pipeline.
     pub async fn loading(fake: FakeGenerator, strategy: StrategyConfig, config: ServerConfig) -> Self {
+        Self::loading_with_tls(fake, strategy, config, None).await
+    }
+
+    /// Like `loading`, serving HTTPS when `tls` is given.
+    pub async fn loading_with_tls(
+        fake: FakeGenerator,
+        strategy: StrategyConfig,
+        config: ServerConfig,
+        tls: Option<RustlsConfig>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let state = AppState::new(config);
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(http::serve(listener, state.clone(), async move {
+        let server = tokio::spawn(http::serve(listener, state.clone(), tls, async move {
             let _ = stopped.await;
         }));
         Self { url, state, fake, strategy, stop: Some(stop), server }
