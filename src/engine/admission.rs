@@ -133,6 +133,10 @@ impl AdmissionQueue {
     pub fn submit(&self, job: Job) -> Result<(), EngineError> {
         let now = Instant::now();
         let mut state = self.lock();
+        if state.closed {
+            // No worker will ever take it: say so now rather than leave the caller waiting.
+            return Err(EngineError::WorkerGone);
+        }
         let deadline = job.request.deadline;
         // Work that will hold the workers before this job starts: everything running, and what
         // waits with an earlier deadline (EDF serves it first).

@@ -9,6 +9,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -64,17 +65,25 @@ impl LocalEngine {
         let queue =
             Arc::new(AdmissionQueue::new(&model_name(&config.model_path), config.queue_capacity, workers, provisional));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<WorkerReady, EngineError>>();
+        let alive = Arc::new(AtomicUsize::new(workers));
         for index in 0..workers {
             let (worker_queue, worker_config, ready) = (queue.clone(), config.clone(), ready_tx.clone());
+            let alive = alive.clone();
             let spawned = std::thread::Builder::new().name(format!("bidder-engine-{index}")).spawn(move || {
                 match load_and_warm(&worker_config) {
                     Ok((model, report)) => {
                         let _ = ready.send(Ok(report));
-                        run_worker(model, worker_config.sampling, &worker_queue);
+                        let reload = || load_and_warm(&worker_config).map(|(model, _)| model);
+                        run_worker(model, worker_config.sampling, &worker_queue, &reload);
                     }
                     Err(err) => {
                         let _ = ready.send(Err(err));
                     }
+                }
+                // The last worker to go closes the queue, so nothing waits for a worker that
+                // will never come.
+                if alive.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    worker_queue.close();
                 }
             });
             if let Err(e) = spawned {
@@ -150,7 +159,39 @@ fn warm_up(model: &mut GgufModel, sampling: &SamplingConfig) -> Result<Speed, En
     })
 }
 
-fn run_worker(mut model: GgufModel, sampling: SamplingConfig, queue: &AdmissionQueue) {
+/// What a worker runs jobs on: the GGUF model, or in tests a stand-in that can misbehave.
+trait WorkerModel {
+    fn generate(
+        &mut self,
+        prompt: Vec<u32>,
+        request: &GenerationRequest,
+        sampling: &SamplingConfig,
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Generation, EngineError>;
+}
+
+impl WorkerModel for GgufModel {
+    fn generate(
+        &mut self,
+        prompt: Vec<u32>,
+        request: &GenerationRequest,
+        sampling: &SamplingConfig,
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Generation, EngineError> {
+        GgufModel::generate(self, prompt, request, sampling, cancelled)
+    }
+}
+
+/// Serve jobs until the queue closes. A panic during a job costs that job (its caller gets an
+/// inference error at once) and the model it happened in: a forward pass stopped half-way may
+/// leave caches or buffers in any state, so the worker loads a fresh copy with `reload` before
+/// taking the next job. If that fails the worker stops.
+fn run_worker<M: WorkerModel>(
+    mut model: M,
+    sampling: SamplingConfig,
+    queue: &AdmissionQueue,
+    reload: &dyn Fn() -> Result<M, EngineError>,
+) {
     while let Some((ticket, job)) = queue.next() {
         if job.reply.is_closed() {
             queue.finished(ticket, None);
@@ -158,24 +199,34 @@ fn run_worker(mut model: GgufModel, sampling: SamplingConfig, queue: &AdmissionQ
         }
         let queued = job.enqueued.elapsed();
         let reply = &job.reply;
-        // A panic inside candle must cost one request, not the worker.
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             model.generate(job.prompt, &job.request, &sampling, &|| reply.is_closed())
-        }))
-        .unwrap_or_else(|panic| {
-            let reason = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(%reason, "inference panicked");
-            Err(EngineError::Inference(format!("panic: {reason}")))
-        });
-        queue.finished(ticket, outcome.as_ref().ok());
+        }));
+        queue.finished(ticket, outcome.as_ref().ok().and_then(|o| o.as_ref().ok()));
         match outcome {
-            Err(EngineError::Cancelled) => tracing::debug!("generation cancelled: the caller went away"),
-            outcome => {
+            Ok(Err(EngineError::Cancelled)) => tracing::debug!("generation cancelled: the caller went away"),
+            Ok(outcome) => {
                 let _ = job.reply.send(outcome.map(|generation| Generation { queued, ..generation }));
+            }
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(%reason, "inference panicked; replacing this worker's model");
+                let _ = job.reply.send(Err(EngineError::Inference(format!("panic: {reason}"))));
+                metrics::counter!("bidder_worker_restarts_total").increment(1);
+                match reload() {
+                    Ok(fresh) => {
+                        model = fresh;
+                        tracing::info!("worker model replaced");
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "the worker could not reload its model and stops");
+                        return;
+                    }
+                }
             }
         }
     }
@@ -202,5 +253,88 @@ impl TextGenerator for LocalEngine {
             submitted?;
             answer.await.map_err(|_| EngineError::WorkerGone)?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::FinishReason;
+
+    /// Answers with its own generation number; panics on the prompt `[PANIC]`.
+    struct Stand {
+        generation: usize,
+    }
+
+    const PANIC: u32 = 666;
+
+    impl WorkerModel for Stand {
+        fn generate(
+            &mut self,
+            prompt: Vec<u32>,
+            _: &GenerationRequest,
+            _: &SamplingConfig,
+            _: &(dyn Fn() -> bool + Sync),
+        ) -> Result<Generation, EngineError> {
+            assert!(prompt != [PANIC], "a kernel bug, half-way through a forward pass");
+            Ok(Generation {
+                text: format!("model {}", self.generation),
+                input_tokens: prompt.len(),
+                output_tokens: 1,
+                finish: FinishReason::Eos,
+                queued: Duration::ZERO,
+                prefill: Duration::ZERO,
+                decode: Duration::ZERO,
+            })
+        }
+    }
+
+    fn submit(queue: &AdmissionQueue, prompt: u32) -> oneshot::Receiver<Result<Generation, EngineError>> {
+        let (reply, answer) = oneshot::channel();
+        let request = GenerationRequest::new(Vec::new(), 4, Instant::now() + Duration::from_secs(30), 0);
+        queue.submit(Job { prompt: vec![prompt], request, enqueued: Instant::now(), reply }).unwrap();
+        answer
+    }
+
+    fn start(reload_works: bool) -> (Arc<AdmissionQueue>, std::thread::JoinHandle<()>) {
+        let fast = Speed { prefill_tps: 1e6, decode_tps: 1e6 };
+        let queue = Arc::new(AdmissionQueue::new("stand", 8, 1, fast));
+        let worker_queue = queue.clone();
+        let worker = std::thread::spawn(move || {
+            let reloads = AtomicUsize::new(0);
+            let reload = || match reload_works {
+                true => Ok(Stand { generation: reloads.fetch_add(1, Ordering::SeqCst) + 1 }),
+                false => Err(EngineError::Load { path: "stand.gguf".into(), reason: "gone".into() }),
+            };
+            run_worker(Stand { generation: 0 }, SamplingConfig::default(), &worker_queue, &reload);
+        });
+        (queue, worker)
+    }
+
+    #[test]
+    fn a_panic_costs_one_job_and_the_worker_goes_on_with_a_fresh_model() {
+        let (queue, worker) = start(true);
+        let before = submit(&queue, 1).blocking_recv().unwrap().unwrap();
+        assert_eq!(before.text, "model 0");
+        let failed = submit(&queue, PANIC).blocking_recv().unwrap();
+        assert!(matches!(&failed, Err(EngineError::Inference(reason)) if reason.contains("kernel bug")), "{failed:?}");
+        let after = submit(&queue, 1).blocking_recv().unwrap().unwrap();
+        assert_eq!(after.text, "model 1", "the next job runs on a reloaded model");
+        queue.close();
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn a_worker_that_cannot_reload_stops_and_nothing_is_left_waiting() {
+        let (queue, worker) = start(false);
+        assert!(submit(&queue, PANIC).blocking_recv().unwrap().is_err());
+        worker.join().unwrap();
+        // LocalEngine closes the queue when its last worker stops; a closed queue refuses work
+        // at once instead of holding it for a worker that will never come.
+        queue.close();
+        let (reply, _answer) = oneshot::channel();
+        let request = GenerationRequest::new(Vec::new(), 4, Instant::now() + Duration::from_secs(30), 0);
+        let refused = queue.submit(Job { prompt: vec![1], request, enqueued: Instant::now(), reply });
+        assert!(matches!(refused, Err(EngineError::WorkerGone)), "{refused:?}");
     }
 }
