@@ -441,3 +441,184 @@ async fn a_pool_of_two_models_routes_prototypes_and_finals_both_warm_before_heal
         assert_eq!(body["metadata"]["model"], model, "{mode} served by the wrong model");
     }
 }
+
+/// Run the server at `rust_log` with JSON logs, put it through every path that touches a
+/// credential (signed and unsigned calls, a wrong key, a bad signature, an async task whose
+/// callback fails and is retried), stop it, and return everything it logged.
+async fn logs_of_a_busy_session(rust_log: &str) -> String {
+    let server = Server::start_logging(&["--log-format", "json"], rust_log);
+    server.wait_until_ready().await;
+    let client = reqwest::Client::new();
+    let brief = fixture_brief("minimal-brief");
+    let body = with_mode(&brief, "prototype");
+    assert_eq!(post_execute(&client, &server.url, body.clone(), &Signed::default()).await.status(), 200);
+    let wrong_key = Signed { key: Some("ait_wrong_key".into()), ..Signed::default() };
+    assert_eq!(post_execute(&client, &server.url, body.clone(), &wrong_key).await.status(), 401);
+    let wrong_secret = Signed { secret: Some("whsec_wrong".into()), ..Signed::default() };
+    assert_eq!(post_execute(&client, &server.url, body, &wrong_secret).await.status(), 401);
+    let mut async_brief = brief.clone();
+    async_brief["task_id"] = "00000000-0000-0000-0000-00000000b0b0".into();
+    async_brief["mode"] = "prototype".into();
+    // Nothing listens on port 9: every attempt fails and is retried until the 4 s limit.
+    async_brief["callback_url"] = "http://127.0.0.1:9/callback?token=cbtok_in_the_url".into();
+    async_brief["callback_secret"] = CALLBACK_SECRET_FOR_LOGS.into();
+    async_brief["execution_timeout_seconds"] = 4.into();
+    let response =
+        post_execute(&client, &server.url, serde_json::to_vec(&async_brief).unwrap(), &Signed::default()).await;
+    assert_eq!(response.status(), 202);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    server.logs()
+}
+
+const CALLBACK_SECRET_FOR_LOGS: &str = "cbsec_must_never_be_logged_7731";
+
+#[tokio::test]
+async fn no_secret_or_key_appears_in_the_logs_at_any_level() {
+    let _turn = take_turn();
+    let logs = logs_of_a_busy_session("trace").await;
+    assert!(logs.lines().count() > 50, "trace logging should be busy:\n{logs}");
+    for secret in [API_KEY, SECRET_CURRENT, SECRET_PENDING, CALLBACK_SECRET_FOR_LOGS, "cbtok_in_the_url"] {
+        assert!(!logs.contains(secret), "{secret} appears in the trace log");
+    }
+    // The callback's failures were logged (so the path ran), without its URL's token.
+    assert!(logs.contains("callback not delivered"), "the async path did not run:\n{logs}");
+}
+
+/// At info, each task logs one JSON line with its identity and outcome numbers on its span,
+/// and the buyer's words stay out.
+#[tokio::test]
+async fn info_logs_carry_one_span_per_task_and_no_buyer_content() {
+    let _turn = take_turn();
+    let logs = logs_of_a_busy_session("info").await;
+    let answered: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "task answered" && line["span"]["dispatch"] == "sync")
+        .collect();
+    assert_eq!(answered.len(), 1, "one sync task answered:\n{logs}");
+    let span = &answered[0]["span"];
+    for field in ["task_id", "phase", "category", "task_type", "outcome", "queue_ms", "prefill_ms", "decode_ms"] {
+        assert!(!span[field].is_null(), "the task span lacks {field}: {span}");
+    }
+    for field in ["input_tokens", "output_tokens", "truncated", "latency_ms"] {
+        assert!(!span[field].is_null(), "the task span lacks {field}: {span}");
+    }
+    assert_eq!(span["task_id"], fixture_brief("minimal-brief")["task_id"]);
+    assert_eq!(span["outcome"], "completed");
+    for line in logs.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    }
+    let description = fixture_brief("minimal-brief")["description"].as_str().unwrap().to_string();
+    let distinctive = description.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    assert!(!logs.contains(&distinctive), "buyer content logged at info: {distinctive:?}");
+    assert!(logs.contains("callback not delivered") && logs.contains("\"dispatch\":\"async\""), "{logs}");
+}
+
+/// More concurrent prototypes than the one worker can take: each is answered 200, or 429/503
+/// with Retry-After, never after its deadline; `/health` stays fast throughout.
+#[tokio::test]
+async fn a_burst_of_prototypes_is_answered_in_time_or_refused_and_health_stays_fast() {
+    const CALLS: usize = 12;
+    const DEADLINE: Duration = Duration::from_secs(15);
+    let _turn = take_turn();
+    let server = Server::start(&["--prototype-deadline-secs", "15", "--queue-capacity", "4"]);
+    server.wait_until_ready().await;
+    let briefs = fixture_briefs();
+
+    let stop_probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (url, stop) = (server.url.clone(), stop_probing.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let started = Instant::now();
+                let status = client.get(format!("{url}/health")).send().await.unwrap().status();
+                latencies.push(started.elapsed());
+                assert_eq!(status, 200);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            latencies
+        })
+    };
+
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let mut brief = briefs[i % briefs.len()].1.clone();
+            brief["task_id"] = format!("00000000-0000-0000-0000-0000000c{i:04}").into();
+            let (url, body) = (server.url.clone(), with_mode(&brief, "prototype"));
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let response = post_execute(&reqwest::Client::new(), &url, body, &Signed::default()).await;
+                let status = response.status().as_u16();
+                let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+                let _ = response.bytes().await;
+                (status, retry_after, started.elapsed())
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(call.await.unwrap());
+    }
+    stop_probing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut latencies = prober.await.unwrap();
+
+    for (status, retry_after, elapsed) in &outcomes {
+        match status {
+            200 => {}
+            429 | 503 => assert!(retry_after.is_some(), "{status} without Retry-After"),
+            other => panic!("unexpected status {other}: {outcomes:?}"),
+        }
+        assert!(*elapsed <= DEADLINE + Duration::from_millis(500), "answered after its deadline: {outcomes:?}");
+    }
+    let served = outcomes.iter().filter(|o| o.0 == 200).count();
+    assert!(served >= 1 && served < CALLS, "some served, some refused: {outcomes:?}");
+    latencies.sort();
+    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
+    assert!(latencies.len() >= 50, "too few probes: {}", latencies.len());
+    assert!(p99 < Duration::from_millis(50), "/health p99 {p99:?} under load ({} probes)", latencies.len());
+    eprintln!(
+        "burst of {CALLS}: {served} served, {} refused; /health p50 {:?} p99 {p99:?} over {} probes",
+        CALLS - served,
+        latencies[latencies.len() / 2],
+        latencies.len()
+    );
+}
+
+/// Settings that would be unsafe or cannot work stop the server before it loads anything,
+/// saying what to change.
+#[test]
+fn unsafe_or_broken_serving_settings_are_refused_at_start_up() {
+    let started = Instant::now();
+    let open = bidder()
+        .env_remove("AITASKER_API_KEY")
+        .env_remove("AITASKER_SIGNING_SECRETS")
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert!(!open.status.success(), "a public address without authentication must be refused");
+    assert!(stderr.contains("--insecure-no-auth") && stderr.contains("--api-key"), "{stderr}");
+
+    let tls = bidder()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&tls.stderr);
+    assert!(!tls.status.success());
+    assert!(stderr.contains("/nonexistent/cert.pem") && stderr.contains("TLS"), "{stderr}");
+
+    let half = bidder().args(["serve", "--tls-cert", "/nonexistent/cert.pem"]).output().unwrap();
+    assert!(!half.status.success());
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--tls-key"), "a certificate needs its key");
+    assert!(started.elapsed() < Duration::from_secs(5), "refusals come before any model is loaded");
+}
