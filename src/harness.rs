@@ -2,7 +2,10 @@
 //! send for a body, and `bidder harness` calls a running agent the way the platform does — a
 //! signed prototype and then a signed final for each brief — checks every answer against the
 //! contract (protocol §4: fields, types, price within budget, error bodies), runs the contract's
-//! negative cases once, and prints a table. What a user runs before registering.
+//! negative cases once, and prints a table. With `--async` every brief carries a callback to a
+//! receiver the harness runs on 127.0.0.1 (protocol §7): the 202, the callback's signature and
+//! headers, a retry after a refused delivery, and the delivered answer are all checked. What a
+//! user runs before registering.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -235,6 +238,15 @@ pub fn read_briefs(dir: &Path) -> Result<Vec<(String, Value)>, HarnessError> {
     Ok(briefs)
 }
 
+/// How the harness dispatches briefs: waiting for the answer, or (protocol §7) with a callback
+/// to a receiver the harness runs on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dispatch {
+    #[default]
+    Sync,
+    Async,
+}
+
 /// Call the agent at `url` (its `/execute` is `url` + `/execute`) with every brief, prototype
 /// then final, and run the negative cases once.
 pub async fn run(
@@ -242,42 +254,61 @@ pub async fn run(
     briefs: &[(String, Value)],
     signer: &Signer,
     timeout: Duration,
+    dispatch: Dispatch,
 ) -> Result<Report, HarnessError> {
     let client =
         reqwest::Client::builder().timeout(timeout).build().map_err(|e| HarnessError::Client(e.to_string()))?;
     let endpoint = format!("{}/execute", url.trim_end_matches('/'));
+    let receiver = match dispatch {
+        Dispatch::Sync => None,
+        Dispatch::Async => Some(CallbackReceiver::start().await.map_err(|e| HarnessError::Client(e.to_string()))?),
+    };
     let mut report = Report::default();
     for (name, brief) in briefs {
         for phase in ["prototype", "final"] {
             let mut brief = brief.clone();
             brief["mode"] = phase.into();
-            let body = serde_json::to_vec(&brief).unwrap_or_default();
-            let started = Instant::now();
-            let answer = send(&client, &endpoint, signer.headers(&body, unix_now()), body).await;
-            let seconds = started.elapsed().as_secs_f64();
-            let task_id = brief["task_id"].as_str().unwrap_or_default();
+            let task_id = brief["task_id"].as_str().unwrap_or_default().to_string();
             let mut row = Row {
                 brief: name.clone(),
                 phase: phase.into(),
                 status: 0,
-                seconds,
+                seconds: 0.0,
                 words: 0,
                 checks: (0, 0),
                 violations: Vec::new(),
             };
+            let started = Instant::now();
+            let answer = match &receiver {
+                None => {
+                    let body = serde_json::to_vec(&brief).unwrap_or_default();
+                    send(&client, &endpoint, signer.headers(&body, unix_now()), body).await
+                }
+                Some(receiver) => {
+                    // The first dispatch's first delivery is refused with 503: the agent must retry.
+                    let refuse_first = report.rows.is_empty();
+                    receiver.dispatch(&client, &endpoint, signer, &mut brief, timeout, refuse_first, &mut row).await
+                }
+            };
+            row.seconds = started.elapsed().as_secs_f64();
             match answer {
                 Err(reason) => row.violations.push(reason),
                 Ok((status, value)) => {
                     row.status = status;
                     match status {
                         200 => {
-                            row.violations = contract_violations(&value, task_id, phase, brief["budget_usd"].as_f64());
+                            row.violations.extend(contract_violations(
+                                &value,
+                                &task_id,
+                                phase,
+                                brief["budget_usd"].as_f64(),
+                            ));
                             row.words = value["output"].as_str().map_or(0, |o| o.split_whitespace().count());
                             let checks = value["metadata"]["checks"].as_array().cloned().unwrap_or_default();
                             row.checks = (checks.iter().filter(|c| c["passed"] == true).count(), checks.len());
                         }
                         // Overload is allowed by the contract; its body must still be an error body.
-                        429 | 503 => row.violations = error_body_violations(&value),
+                        429 | 503 => row.violations.extend(error_body_violations(&value)),
                         other => row.violations.push(format!("answered {other}: {value}")),
                     }
                 }
@@ -289,6 +320,138 @@ pub async fn run(
         report.negatives = negative_cases(&client, &endpoint, brief, signer).await;
     }
     Ok(report)
+}
+
+/// One callback the receiver took.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// A local stand-in for the platform's callback endpoint: each dispatch gets its own path and
+/// secret; every POST is recorded, and the ones named in `refuse` are answered 503 once.
+struct CallbackReceiver {
+    base: String,
+    inbox: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<Received>>>>,
+    refuse: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl CallbackReceiver {
+    async fn start() -> std::io::Result<Self> {
+        use axum::extract::{Path as UrlPath, State};
+        type Shared = (
+            std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<Received>>>>,
+            std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+        );
+        async fn receive(
+            State((inbox, refuse)): State<Shared>,
+            UrlPath(slot): UrlPath<String>,
+            headers: axum::http::HeaderMap,
+            body: axum::body::Bytes,
+        ) -> axum::http::StatusCode {
+            let headers = headers
+                .iter()
+                .map(|(name, value)| (name.as_str().to_string(), value.to_str().unwrap_or_default().to_string()))
+                .collect();
+            inbox
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(slot.clone())
+                .or_default()
+                .push(Received { headers, body: body.to_vec() });
+            match refuse.lock().unwrap_or_else(|p| p.into_inner()).remove(&slot) {
+                true => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                false => axum::http::StatusCode::OK,
+            }
+        }
+        let shared: Shared = Default::default();
+        let app =
+            axum::Router::new().route("/callback/{slot}", axum::routing::post(receive)).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}/callback", listener.local_addr()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { base, inbox: shared.0, refuse: shared.1 })
+    }
+
+    /// Dispatch `brief` with a callback, check the acknowledgement, wait for the delivery and
+    /// check its signature and headers; the delivered JSON is the answer. Findings about the
+    /// exchange itself go into `row`.
+    #[allow(clippy::too_many_arguments)]
+    async fn dispatch(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &str,
+        signer: &Signer,
+        brief: &mut Value,
+        timeout: Duration,
+        refuse_first: bool,
+        row: &mut Row,
+    ) -> Result<(u16, Value), String> {
+        let task_id = brief["task_id"].as_str().unwrap_or_default().to_string();
+        let slot = format!("{}-{}", row.brief, row.phase);
+        let secret = sign(&format!("{slot}{}", unix_now()), b"harness callback secret");
+        if refuse_first {
+            self.refuse.lock().unwrap_or_else(|p| p.into_inner()).insert(slot.clone());
+        }
+        brief["callback_url"] = format!("{}/{slot}", self.base).into();
+        brief["callback_secret"] = secret.clone().into();
+        brief["execution_timeout_seconds"] = timeout.as_secs().into();
+        let body = serde_json::to_vec(&brief).unwrap_or_default();
+        let (status, ack) = send(client, endpoint, signer.headers(&body, unix_now()), body).await?;
+        match status {
+            202 => {
+                if ack["status"] != "accepted" || ack["task_id"] != task_id.as_str() {
+                    row.violations.push(format!("the 202 must say accepted and name the task: {ack}"));
+                }
+            }
+            // Refusals and errors come back at once, as in sync mode.
+            _ => return Ok((status, ack)),
+        }
+        let deadline = Instant::now() + timeout;
+        let delivered = loop {
+            let accepted = self.inbox.lock().unwrap_or_else(|p| p.into_inner()).get(&slot).cloned().unwrap_or_default();
+            if accepted.len() > usize::from(refuse_first) {
+                break accepted;
+            }
+            if Instant::now() >= deadline {
+                return Err(match accepted.len() {
+                    0 => "202, then no callback before the timeout".to_string(),
+                    _ => "the callback was refused once (503) and never retried".to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        for (attempt, received) in delivered.iter().enumerate() {
+            let header = |name: &str| {
+                received.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+            };
+            let signed = header("x-aitasker-signature")
+                .is_some_and(|sig| sig.trim().eq_ignore_ascii_case(&sign(&secret, &received.body)));
+            if !signed {
+                row.violations
+                    .push(format!("callback attempt {} is not signed with the task's callback_secret", attempt + 1));
+            }
+            if header("x-aitasker-task-id").as_deref() != Some(task_id.as_str()) {
+                row.violations.push(format!("callback attempt {} lacks X-AITasker-Task-ID {task_id}", attempt + 1));
+            }
+            let fresh = header("x-aitasker-timestamp")
+                .and_then(|t| t.parse::<i64>().ok())
+                .is_some_and(|t| (t - unix_now()).abs() <= 300);
+            if !fresh {
+                row.violations.push(format!("callback attempt {} lacks a current X-AITasker-Timestamp", attempt + 1));
+            }
+        }
+        let last = delivered.last().expect("at least one delivery");
+        let value: Value = serde_json::from_slice(&last.body)
+            .map_err(|_| format!("the callback body is not JSON: {}", String::from_utf8_lossy(&last.body)))?;
+        if value["status"] == "failed" {
+            return Err(format!("the task failed: {value}"));
+        }
+        Ok((200, value))
+    }
 }
 
 /// The contract's refusals: a bad signature, a stale timestamp and a wrong key are 401, a body

@@ -207,7 +207,11 @@ fn harness(args: HarnessArgs) -> anyhow::Result<()> {
     let signer = bidder::harness::Signer { key: args.key, secret: args.secret };
     let timeout = std::time::Duration::from_secs(args.timeout_secs);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let report = runtime.block_on(bidder::harness::run(&args.url, &briefs, &signer, timeout))?;
+    let dispatch = match args.async_dispatch {
+        true => bidder::harness::Dispatch::Async,
+        false => bidder::harness::Dispatch::Sync,
+    };
+    let report = runtime.block_on(bidder::harness::run(&args.url, &briefs, &signer, timeout, dispatch))?;
     print!("{}", report.render());
     match report.violations() {
         0 => Ok(()),

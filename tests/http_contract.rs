@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use bidder::config::StrategyConfig;
 use bidder::engine::fake::FakeGenerator;
+use bidder::harness::Dispatch;
 use common::fake_server::*;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn health_says_loading_until_the_pipeline_is_ready() {
@@ -384,16 +385,59 @@ async fn the_harness_finds_no_violation_in_our_answers() {
     let server = TestServer::start(FakeGenerator::default()).await;
     let briefs = bidder::harness::read_briefs(&repo_path("tests/fixtures/briefs")).unwrap();
     let signer = bidder::harness::Signer { key: Some(API_KEY.into()), secret: Some(SECRET_CURRENT.into()) };
-    let report = bidder::harness::run(&format!("{}/aitasker", server.url), &briefs, &signer, Duration::from_secs(60))
-        .await
+    for dispatch in [Dispatch::Sync, Dispatch::Async] {
+        let url = format!("{}/aitasker", server.url);
+        let report = bidder::harness::run(&url, &briefs, &signer, Duration::from_secs(60), dispatch).await.unwrap();
+        let table = report.render();
+        assert_eq!(report.violations(), 0, "{dispatch:?}:\n{table}");
+        assert_eq!(report.rows.len(), 2 * briefs.len(), "{table}");
+        assert!(report.rows.iter().all(|r| r.status == 200 && r.checks.1 >= 3), "{table}");
+        let cases: Vec<&str> = report.negatives.iter().map(|(case, _)| case.as_str()).collect();
+        assert_eq!(cases, ["bad signature", "stale timestamp", "wrong key", "malformed JSON"]);
+        assert!(table.contains("contract: every answer holds"), "{table}");
+    }
+}
+
+/// An async agent that gets the exchange wrong: its 202 says nothing, it posts the callback
+/// unsigned and never retries a refused one. `bidder harness --async` names each failure.
+#[tokio::test]
+async fn the_async_harness_names_a_broken_callback() {
+    use axum::routing::post;
+    let broken = axum::Router::new().route(
+        "/execute",
+        post(|body: axum::body::Bytes| async move {
+            let brief: Value = serde_json::from_slice(&body).unwrap();
+            let answer = json!({"task_id": brief["task_id"], "mode": brief["mode"], "status": "completed"});
+            let url = brief["callback_url"].as_str().unwrap().to_string();
+            tokio::spawn(async move { reqwest::Client::new().post(url).json(&answer).send().await });
+            (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"ok": true})))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, broken).await });
+    let briefs = tempfile::tempdir().unwrap();
+    std::fs::write(briefs.path().join("ads.json"), serde_json::to_vec(&fixture_brief("ad-copy-google-ads")).unwrap())
         .unwrap();
-    let table = report.render();
-    assert_eq!(report.violations(), 0, "{table}");
-    assert_eq!(report.rows.len(), 2 * briefs.len(), "{table}");
-    assert!(report.rows.iter().all(|r| r.status == 200 && r.checks.1 >= 3), "{table}");
-    let cases: Vec<&str> = report.negatives.iter().map(|(case, _)| case.as_str()).collect();
-    assert_eq!(cases, ["bad signature", "stale timestamp", "wrong key", "malformed JSON"]);
-    assert!(table.contains("contract: every answer holds"), "{table}");
+    let dir = briefs.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bidder"))
+            .args(["harness", "--async", "--timeout-secs", "3", "--url", &url, "--secret", SECRET_CURRENT, "--briefs"])
+            .arg(dir)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "a broken async agent must fail the harness:\n{stdout}");
+    for violation in [
+        "the 202 must say accepted and name the task",
+        "refused once (503) and never retried",
+        "is not signed with the task's callback_secret",
+    ] {
+        assert!(stdout.contains(violation), "{violation:?} not named in:\n{stdout}");
+    }
 }
 
 /// A deliberately broken agent: it bids above the budget, leaves out fields, accepts any

@@ -97,6 +97,10 @@ pub struct HarnessArgs {
     /// Seconds to wait for one answer.
     #[arg(long, env = "BIDDER_HARNESS_TIMEOUT_SECS", default_value_t = 420)]
     pub timeout_secs: u64,
+    /// Dispatch every brief in async mode, with a callback to a receiver the harness runs on
+    /// 127.0.0.1 (so the agent must run on this machine).
+    #[arg(long = "async", env = "BIDDER_HARNESS_ASYNC")]
+    pub async_dispatch: bool,
 }
 
 #[derive(Debug, Clone, Args)]
