@@ -96,11 +96,13 @@ pub(super) fn accept(
     state.background.tracker.spawn(
         async move {
             work_and_deliver(&background_state, &brief, received).await;
-            background_state.background.lock().remove(&key);
+            let mut running = background_state.background.lock();
+            running.remove(&key);
+            metrics::gauge!("bidder_background_tasks").set(running.len() as f64);
         }
         .instrument(span),
     );
-    metrics::gauge!("bidder_background_tasks").set(state.background.len() as f64);
+    metrics::gauge!("bidder_background_tasks").set(state.background.lock().len() as f64);
     Ok(acknowledgement)
 }
 
