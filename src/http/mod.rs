@@ -1,8 +1,10 @@
 //! The HTTP face of the agent: `POST /execute`, `GET /health`, `GET /metrics`, at the root and
 //! under the configured prefix. `/execute` runs, in order: body-size limit → authentication on
-//! the raw bytes → lenient parse → idempotency → pipeline. `/health` reads a readiness flag and
-//! never waits on a worker. Shutdown stops accepting, lets in-flight requests finish within the
-//! drain deadline, then returns.
+//! the raw bytes → lenient parse → idempotency → pipeline; a brief with a callback is answered
+//! 202 and worked on in the background (`async_mode`). `/health` reads a readiness flag and
+//! never waits on a worker. Served over plain HTTP or, with a certificate, HTTPS (rustls).
+//! Shutdown stops accepting, lets in-flight requests finish and async tasks deliver within the
+//! drain deadline, closes what is left, then returns.
 
 mod async_mode;
 pub mod auth;
@@ -29,8 +31,6 @@ use tracing::Instrument;
 
 pub use error::ApiError;
 
-pub use async_mode::{BackgroundTasks, DEFAULT_EXECUTION_TIMEOUT};
-
 use crate::config::{ServerConfig, TlsFiles};
 use crate::idempotency::{IdempotencyCache, Origin};
 use crate::pipeline::Pipeline;
@@ -44,7 +44,7 @@ pub struct AppState {
     pipeline: Arc<OnceLock<Pipeline>>,
     idempotency: Arc<IdempotencyCache>,
     /// Async tasks working or delivering their callback.
-    background: Arc<BackgroundTasks>,
+    background: Arc<async_mode::BackgroundTasks>,
     metrics: PrometheusHandle,
 }
 
