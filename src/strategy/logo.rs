@@ -144,6 +144,11 @@ fn text_width(text: &str, size: f64) -> f64 {
 }
 
 fn escape(text: &str) -> String {
+    // Characters XML 1.0 does not allow at all (most control characters) cannot be escaped:
+    // they are dropped, or the document would not parse.
+    let allowed =
+        |c: &char| matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    let text: String = text.chars().filter(allowed).collect();
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }
 

@@ -115,8 +115,13 @@ impl GenerationPlan {
     /// How big the work is, in words or their equivalent, for pricing: the length asked for,
     /// or what the listed items add up to, or the length this phase aims for.
     pub fn size_words(&self) -> u64 {
-        let items: u64 =
-            self.requirements.items.iter().map(|i| i.count * i.max_chars.map_or(12, |c| (c / 6).max(2))).sum();
+        // Saturating: the counts are the buyer's numbers, and a huge one must not overflow.
+        let items: u64 = self
+            .requirements
+            .items
+            .iter()
+            .map(|i| i.count.saturating_mul(i.max_chars.map_or(12, |c| (c / 6).max(2))))
+            .fold(0, u64::saturating_add);
         self.requested_words.or((items > 0).then_some(items)).unwrap_or(self.target_words.max(DEFAULT_PROTOTYPE_WORDS))
     }
 }
@@ -158,8 +163,9 @@ pub fn time_budget(brief: &Brief, config: &StrategyConfig) -> Duration {
         Phase::Final => config.final_deadline,
     };
     match brief.execution_timeout_seconds {
-        // Leave the platform a tenth of its own limit for the round trip.
-        Some(secs) if secs > 0 => configured.min(Duration::from_secs(secs) * 9 / 10),
+        // Leave the platform a tenth of its own limit for the round trip. Saturating: the limit
+        // is the platform's number, and a huge one must not overflow.
+        Some(secs) if secs > 0 => configured.min(Duration::from_secs(secs).saturating_mul(9) / 10),
         _ => configured,
     }
 }

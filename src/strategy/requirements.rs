@@ -225,6 +225,7 @@ fn output_format(brief: &Brief, family: TaskFamily) -> OutputFormat {
 }
 
 /// `headline_count`, `num_slides`, `number_of_posts`, or a bare plural noun like `slides`.
+/// A key that names no kind (`_count`, `num_`) is not an item count: it stays a rule.
 fn counted_kind(key: &str) -> Option<String> {
     let stem = key
         .strip_suffix("_count")
@@ -237,10 +238,11 @@ fn counted_kind(key: &str) -> Option<String> {
         .iter()
         .find(|(plural, _)| *plural == stem)
         .map_or_else(|| stem.strip_suffix('s').unwrap_or(stem).to_string(), |(_, singular)| singular.to_string());
-    Some(singular.replace('_', " "))
+    Some(singular.replace('_', " ")).filter(|kind| names_a_kind(kind))
 }
 
 /// `max_headline_chars`, `headline_max_chars`, `headline_char_limit`: the kind they limit.
+/// A key that names no kind (`_max_chars`, `max__chars`) limits nothing: it stays a rule.
 fn limited_kind(key: &str) -> Option<String> {
     let stem = key
         .strip_prefix("max_")
@@ -248,7 +250,11 @@ fn limited_kind(key: &str) -> Option<String> {
         .or_else(|| key.strip_suffix("_max_chars"))
         .or_else(|| key.strip_suffix("_char_limit"))
         .or_else(|| key.strip_suffix("_character_limit"))?;
-    Some(stem.strip_suffix('s').unwrap_or(stem).replace('_', " "))
+    Some(stem.strip_suffix('s').unwrap_or(stem).replace('_', " ")).filter(|kind| names_a_kind(kind))
+}
+
+fn names_a_kind(kind: &str) -> bool {
+    kind.chars().any(char::is_alphanumeric)
 }
 
 fn is_item_key(key: &str) -> bool {
