@@ -279,3 +279,17 @@ async fn shutdown_waits_for_an_async_task_to_deliver() {
     assert_eq!(deliveries.len(), 1, "delivered before the server stopped: {deliveries:#?}");
     assert_contract_response(&deliveries[0].body, task_id, "prototype");
 }
+
+/// The platform's limit is its number, not ours to trust: an absurd one is still a task.
+#[tokio::test]
+async fn an_absurd_execution_timeout_is_still_answered() {
+    let server = TestServer::start(FakeGenerator::default()).await;
+    let receiver = Receiver::start(&[200]).await;
+    let task_id = "00000000-0000-0000-0000-00000000a508";
+    let mut brief: Value = serde_json::from_slice(&async_brief(task_id, &receiver.url, 60)).unwrap();
+    brief["execution_timeout_seconds"] = json!(u64::MAX);
+    let response = post_execute(&client(), &server.url, serde_json::to_vec(&brief).unwrap(), &Signed::default()).await;
+    assert_eq!(response.status(), 202);
+    let delivery = receiver.wait_for_accepted(1, Duration::from_secs(10)).await.remove(0);
+    assert_contract_response(&delivery.body, task_id, "prototype");
+}

@@ -26,6 +26,10 @@ use crate::protocol::{Brief, ExecuteResponse, Phase};
 /// it is currently 600 s).
 pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// A longer limit from the brief is read as this one: retrying a callback for more than a day
+/// helps nobody, and an absurd number must not overflow the clock.
+const LONGEST_EXECUTION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Background tasks accepted at most at once. Beyond this a dispatch is refused with 429, as a
 /// synchronous one would be, rather than piling up work the workers cannot reach in time.
 const MAX_BACKGROUND_TASKS: usize = 256;
@@ -109,7 +113,10 @@ pub(super) fn accept(
 async fn work_and_deliver(state: &AppState, brief: &Brief, received: Instant) {
     let Some(callback) = &brief.callback else { return };
     let Some(pipeline) = state.pipeline.get() else { return };
-    let limit = brief.execution_timeout_seconds.map_or(DEFAULT_EXECUTION_TIMEOUT, Duration::from_secs);
+    let limit = brief
+        .execution_timeout_seconds
+        .map_or(DEFAULT_EXECUTION_TIMEOUT, Duration::from_secs)
+        .min(LONGEST_EXECUTION_TIMEOUT);
     let deadline = received + limit;
     let body = match answer(state, pipeline, brief, received, deadline).await {
         Ok((response, origin)) => {
