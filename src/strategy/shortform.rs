@@ -35,6 +35,10 @@ const LIST_KINDS: &[&str] = &[
 ];
 /// Without a stated count, this many items of a list.
 const DEFAULT_LIST_COUNT: usize = 8;
+/// Model calls for one social post: a long post (LinkedIn's 120 words) comes in paragraphs, and
+/// the grounding filters may leave little of an answer.
+const POST_CALLS: usize = 8;
+
 /// Rounds of asking for a list's missing items: a prototype settles sooner (it races the other
 /// bidders); a final keeps asking until the items are about the brief.
 const LIST_ROUNDS: usize = 8;
@@ -275,7 +279,7 @@ async fn write_post(
     let mut body = String::new();
     // Long posts come in paragraphs, each asked for on its own, until the length is reached;
     // an answer with nothing usable in it is asked for again.
-    for _ in 0..5 {
+    for _ in 0..POST_CALLS {
         let words_now = clean::word_count(&body);
         if words_now >= min_words || !writer.has_time() {
             break;
@@ -310,6 +314,16 @@ async fn write_post(
     if body.is_empty() {
         // Out of tries or time: the brand news in the buyer's own words still makes a post.
         body = compose::sentences(subject).into_iter().take(2).collect::<Vec<_>>().join(" ");
+    }
+    // Still short of the platform's length: the brand news the post does not carry yet, in the
+    // buyer's own words, closes the gap as far as it can.
+    for sentence in compose::sentences(subject) {
+        if clean::word_count(&body) >= min_words {
+            break;
+        }
+        if !body.contains(sentence.trim_end_matches('.')) {
+            body.push_str(&format!("\n\n{sentence}"));
+        }
     }
     let mut body = prose::fix_names(&body, names);
     // The offer, in the buyer's words, if the model left it out; it and the hashtags close
