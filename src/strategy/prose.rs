@@ -64,7 +64,8 @@ const COMMENTARY_OPENINGS: &[&str] = &[
 ];
 
 /// Phrases that mark the model echoing our prompt; a sentence with one is dropped.
-const PROMPT_ECHOES: &[&str] = &["so far:", "brand news:", "product:", "the real task", "write only"];
+const PROMPT_ECHOES: &[&str] =
+    &["so far:", "brand news:", "product:", "brief:", "outline:", "the real task", "write only"];
 
 /// Tokens per English word, with headroom for markdown and sub-word pieces.
 pub const TOKENS_PER_WORD: f64 = 1.6;
@@ -646,6 +647,8 @@ mod tests {
         let names = "Daily Grind Club is run by InvestorVista. Like Goldman Sachs, we care. The CEO of Daily Grind Club says hi on Monday.";
         assert_eq!(drop_unsupported(names, &grounding), "The CEO of Daily Grind Club says hi on Monday.");
         assert!(!grounding.supports("The best way to learn Laravel"), "a name the brief never gave");
+        let echoed = "Join the club today. Outline: new members save at Daily Grind Club. Brief: the club.";
+        assert_eq!(drop_unsupported(echoed, &grounding), "Join the club today.", "our prompt's labels echoed");
     }
 
     #[test]
