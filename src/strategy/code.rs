@@ -603,10 +603,11 @@ async fn write_code(
                 .filter(|c| !c.passed && c.name.starts_with("no_"))
                 .map(|c| c.detail),
         );
-        if let Some(terms_check) = terms_check(&code, &terms)
+        if let Some(terms_check) = terms_check(&code, &terms, language)
             && !terms_check.passed
         {
             failures.push(format!("it {}", terms_check.detail));
+            failures.extend(flag_hint(&code, &terms, language));
         }
         let candidate = Candidate { code, closed, failures };
         let done = candidate.failures.is_empty();
@@ -644,7 +645,7 @@ async fn write_code(
         artifacts: vec![code_artifact(&brief.title, &filename, language, &best.code)],
         checks: code_checks(&best.code, language, best.closed)
             .into_iter()
-            .chain(terms_check(&best.code, &terms))
+            .chain(terms_check(&best.code, &terms, language))
             .collect(),
         complete: best.closed,
         text,
@@ -686,12 +687,51 @@ fn brief_terms(brief: &Brief) -> Vec<String> {
     terms
 }
 
-/// Whether the code uses the brief's flags and names as given (none to check: no check).
-fn terms_check(code: &str, terms: &[String]) -> Option<Check> {
+/// The identifiers and string contents of `code` read as Python, comments left out; `None`
+/// when it is not Python the lexer can read.
+fn python_names_and_strings(code: &str) -> Option<String> {
+    use rustpython_parser::Tok;
+    let mut text = String::new();
+    for token in rustpython_parser::lexer::lex(code, rustpython_parser::Mode::Module) {
+        match token.ok()?.0 {
+            Tok::Name { name } => text.push_str(&name),
+            Tok::String { value, .. } => text.push_str(&value),
+            _ => continue,
+        }
+        text.push('\n');
+    }
+    Some(text)
+}
+
+/// How to add the brief's command-line flags the code left out, for the next attempt: models
+/// readily make `--dry-run` a function parameter instead, and "never uses" alone does not
+/// tell them where it belongs.
+fn flag_hint(code: &str, terms: &[String], language: &str) -> Option<String> {
+    if language != "python" {
+        return None;
+    }
+    let used = python_names_and_strings(code).unwrap_or_else(|| code.to_string());
+    let missing: Vec<&str> =
+        terms.iter().map(String::as_str).filter(|t| t.starts_with("--") && !used.contains(*t)).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let calls: Vec<String> =
+        missing.iter().map(|flag| format!("parser.add_argument(\"{flag}\", action=\"store_true\")")).collect();
+    Some(format!("read {} from the command line with argparse: {}", join_names(&missing), calls.join("; ")))
+}
+
+/// Whether the code uses the brief's flags and names as given (none to check: no check). In
+/// Python only its names and strings count: `# run with --dry-run` in a comment is not a flag.
+fn terms_check(code: &str, terms: &[String], language: &str) -> Option<Check> {
     if terms.is_empty() {
         return None;
     }
-    let missing: Vec<&String> = terms.iter().filter(|t| !code.contains(t.as_str())).collect();
+    let used = match language {
+        "python" => python_names_and_strings(code).unwrap_or_else(|| code.to_string()),
+        _ => code.to_string(),
+    };
+    let missing: Vec<&String> = terms.iter().filter(|t| !used.contains(t.as_str())).collect();
     Some(match missing.is_empty() {
         true => check("code:brief_terms", true, format!("uses {} as the brief gives them", join_names(terms))),
         false => check("code:brief_terms", false, format!("never uses {}", join_names(&missing))),
@@ -1116,6 +1156,17 @@ fn code_checks(code: &str, language: &str, closed: bool) -> Vec<Check> {
             None => check("code:python_syntax", true, "parses as Python 3"),
             Some(error) => check("code:python_syntax", false, format!("not valid Python: {error}")),
         });
+        // Only code that parses can be read for names; the syntax check speaks for the rest.
+        if let Some(undefined) = super::python_names::undefined_names(code) {
+            checks.push(match undefined.is_empty() {
+                true => check("code:python_names", true, "every name it reads is imported, defined or built in"),
+                false => check(
+                    "code:python_names",
+                    false,
+                    format!("reads {} but never imports or defines it (a NameError when run)", join_names(&undefined)),
+                ),
+            });
+        }
     }
     checks
 }
@@ -1611,11 +1662,13 @@ mod tests {
         assert_eq!(normalise_language("js"), "javascript");
         let terms = brief_terms(&brief);
         assert_eq!(terms, ["--dry-run", "DateTimeOriginal"]);
-        let used = terms_check("p.add_argument('--dry-run')\ntags['DateTimeOriginal']", &terms).unwrap();
+        let used = terms_check("p.add_argument('--dry-run')\ntags['DateTimeOriginal']", &terms, "python").unwrap();
         assert!(used.passed, "{used:?}");
-        let unused = terms_check("dry_run = True", &terms).unwrap();
+        let unused = terms_check("dry_run = True", &terms, "python").unwrap();
         assert!(!unused.passed && unused.detail.contains("\"--dry-run\", \"DateTimeOriginal\""), "{unused:?}");
-        assert!(terms_check("x", &[]).is_none());
+        assert!(terms_check("x", &[], "python").is_none());
+        let in_a_comment = terms_check("x = 1  # run with --dry-run for DateTimeOriginal", &terms, "python").unwrap();
+        assert!(!in_a_comment.passed, "a comment is not code: {}", in_a_comment.detail);
     }
 
     #[test]
@@ -1632,5 +1685,15 @@ mod tests {
         let names = identifiers(REVIEWED);
         let reply = "1. `average_order_value` fails on an empty list\n2. No bugs found so far in top_customers\n3. This is a long general essay about Python that never names anything in particular at all and goes on and on\n4. Use list comprehensions everywhere";
         assert_eq!(model_findings(reply, &names), ["`average_order_value` fails on an empty list."]);
+    }
+
+    #[test]
+    fn a_missing_flag_comes_with_how_to_add_it() {
+        let terms = vec!["--dry-run".to_string(), "DateTimeOriginal".to_string()];
+        let hint = flag_hint("def rename(folder, dry_run=False): ...", &terms, "python").unwrap();
+        assert!(hint.contains(r#"parser.add_argument("--dry-run", action="store_true")"#), "{hint}");
+        assert!(!hint.contains("DateTimeOriginal"), "only flags: {hint}");
+        assert_eq!(flag_hint("p.add_argument('--dry-run')", &terms, "python"), None);
+        assert_eq!(flag_hint("", &terms, "bash"), None);
     }
 }

@@ -24,6 +24,7 @@ pub mod presentation;
 pub mod pricing;
 pub mod prompt;
 pub mod prose;
+pub mod python_names;
 pub mod requirements;
 pub mod shortform;
 pub mod translation;
