@@ -607,9 +607,10 @@ async fn write_code(
             && !terms_check.passed
         {
             failures.push(format!("it {}", terms_check.detail));
-            failures.extend(flag_hint(&code, &terms, language));
         }
-        let candidate = Candidate { code, closed, failures };
+        // Advice for the next attempt, not a failure of its own (failures rank the candidates).
+        let hint = flag_hint(&code, &terms, language);
+        let candidate = Candidate { code, closed, failures, hint };
         let done = candidate.failures.is_empty();
         if best.as_ref().is_none_or(|b| candidate.better_than(b)) {
             best = Some(candidate);
@@ -617,7 +618,10 @@ async fn write_code(
         if done {
             break;
         }
-        let failure = best.as_ref().map(|b| b.failures.join("; ")).unwrap_or_default();
+        let failure = best
+            .as_ref()
+            .map(|b| b.failures.iter().chain(&b.hint).cloned().collect::<Vec<_>>().join("; "))
+            .unwrap_or_default();
         ask = base.repair(&failure);
     }
     let Some(best) = best else { return Ok(Draft::default()) };
@@ -658,6 +662,8 @@ struct Candidate {
     code: String,
     closed: bool,
     failures: Vec<String>,
+    /// How to mend one of the failures, said in the next attempt's prompt.
+    hint: Option<String>,
 }
 
 impl Candidate {
