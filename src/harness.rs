@@ -7,7 +7,9 @@
 //! headers, a retry after a refused delivery, and the delivered answer are all checked. What a
 //! user runs before registering.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -333,17 +335,19 @@ struct Received {
 /// secret; every POST is recorded, and the ones named in `refuse` are answered 503 once.
 struct CallbackReceiver {
     base: String,
-    inbox: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<Received>>>>,
-    refuse: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    inbox: Inbox,
+    refuse: Refusals,
 }
+
+/// What each callback slot received.
+type Inbox = Arc<Mutex<HashMap<String, Vec<Received>>>>;
+/// Slots whose next delivery is answered 503.
+type Refusals = Arc<Mutex<HashSet<String>>>;
 
 impl CallbackReceiver {
     async fn start() -> std::io::Result<Self> {
         use axum::extract::{Path as UrlPath, State};
-        type Shared = (
-            std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<Received>>>>,
-            std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-        );
+        type Shared = (Inbox, Refusals);
         async fn receive(
             State((inbox, refuse)): State<Shared>,
             UrlPath(slot): UrlPath<String>,

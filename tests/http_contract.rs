@@ -398,6 +398,22 @@ async fn the_harness_finds_no_violation_in_our_answers() {
     }
 }
 
+/// `bidder harness` (the binary, with `args`) on the ad-copy fixture against `agent` served on
+/// 127.0.0.1: its exit status and what it printed.
+async fn harness_against(agent: axum::Router, args: &[&str]) -> (std::process::Output, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, agent).await });
+    let briefs = tempfile::tempdir().unwrap();
+    std::fs::write(briefs.path().join("ads.json"), serde_json::to_vec(&fixture_brief("ad-copy-google-ads")).unwrap())
+        .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bidder"));
+    command.args(["harness", "--url", &url, "--briefs"]).arg(briefs.path()).args(args);
+    let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output, stdout)
+}
+
 /// An async agent that gets the exchange wrong: its 202 says nothing, it posts the callback
 /// unsigned and never retries a refused one. `bidder harness --async` names each failure.
 #[tokio::test]
@@ -413,23 +429,8 @@ async fn the_async_harness_names_a_broken_callback() {
             (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"ok": true})))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, broken).await });
-    let briefs = tempfile::tempdir().unwrap();
-    std::fs::write(briefs.path().join("ads.json"), serde_json::to_vec(&fixture_brief("ad-copy-google-ads")).unwrap())
-        .unwrap();
-    let dir = briefs.path().to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_bidder"))
-            .args(["harness", "--async", "--timeout-secs", "3", "--url", &url, "--secret", SECRET_CURRENT, "--briefs"])
-            .arg(dir)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (output, stdout) =
+        harness_against(broken, &["--async", "--timeout-secs", "3", "--secret", SECRET_CURRENT]).await;
     assert!(!output.status.success(), "a broken async agent must fail the harness:\n{stdout}");
     for violation in [
         "the 202 must say accepted and name the task",
@@ -461,23 +462,7 @@ async fn the_harness_exits_non_zero_naming_a_broken_agents_violations() {
             }))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, broken).await });
-    let briefs = tempfile::tempdir().unwrap();
-    std::fs::write(briefs.path().join("ads.json"), serde_json::to_vec(&fixture_brief("ad-copy-google-ads")).unwrap())
-        .unwrap();
-    let dir = briefs.path().to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_bidder"))
-            .args(["harness", "--url", &url, "--key", API_KEY, "--secret", SECRET_CURRENT, "--briefs"])
-            .arg(dir)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (output, stdout) = harness_against(broken, &["--key", API_KEY, "--secret", SECRET_CURRENT]).await;
     assert!(!output.status.success(), "a broken agent must fail the harness:\n{stdout}");
     for violation in [
         "bid_price_usd 9999 is above the budget 15",

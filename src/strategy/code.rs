@@ -716,9 +716,8 @@ fn flag_hint(code: &str, terms: &[String], language: &str) -> Option<String> {
     if language != "python" {
         return None;
     }
-    let used = python_names_and_strings(code).unwrap_or_else(|| code.to_string());
     let missing: Vec<&str> =
-        terms.iter().map(String::as_str).filter(|t| t.starts_with("--") && !used.contains(*t)).collect();
+        missing_terms(code, terms, language).into_iter().map(String::as_str).filter(|t| t.starts_with("--")).collect();
     if missing.is_empty() {
         return None;
     }
@@ -727,17 +726,22 @@ fn flag_hint(code: &str, terms: &[String], language: &str) -> Option<String> {
     Some(format!("read {} from the command line with argparse: {}", join_names(&missing), calls.join("; ")))
 }
 
-/// Whether the code uses the brief's flags and names as given (none to check: no check). In
-/// Python only its names and strings count: `# run with --dry-run` in a comment is not a flag.
-fn terms_check(code: &str, terms: &[String], language: &str) -> Option<Check> {
-    if terms.is_empty() {
-        return None;
-    }
+/// The brief's flags and names the code does not use as given. In Python only its names and
+/// strings count: `# run with --dry-run` in a comment is not a flag.
+fn missing_terms<'t>(code: &str, terms: &'t [String], language: &str) -> Vec<&'t String> {
     let used = match language {
         "python" => python_names_and_strings(code).unwrap_or_else(|| code.to_string()),
         _ => code.to_string(),
     };
-    let missing: Vec<&String> = terms.iter().filter(|t| !used.contains(t.as_str())).collect();
+    terms.iter().filter(|t| !used.contains(t.as_str())).collect()
+}
+
+/// Whether the code uses the brief's flags and names as given (none to check: no check).
+fn terms_check(code: &str, terms: &[String], language: &str) -> Option<Check> {
+    if terms.is_empty() {
+        return None;
+    }
+    let missing = missing_terms(code, terms, language);
     Some(match missing.is_empty() {
         true => check("code:brief_terms", true, format!("uses {} as the brief gives them", join_names(terms))),
         false => check("code:brief_terms", false, format!("never uses {}", join_names(&missing))),
