@@ -2,10 +2,12 @@
 //! send for a body, and `bidder harness` calls a running agent the way the platform does — a
 //! signed prototype and then a signed final for each brief — checks every answer against the
 //! contract (protocol §4: fields, types, price within budget, error bodies), runs the contract's
-//! negative cases once, and prints a table. With `--async` every brief carries a callback to a
-//! receiver the harness runs on 127.0.0.1 (protocol §7): the 202, the callback's signature and
-//! headers, a retry after a refused delivery, and the delivered answer are all checked. What a
-//! user runs before registering.
+//! negative cases once, and prints a table. Each run gives every brief a task id of its own, as
+//! the platform gives every task, so no answer stored by an earlier run is replayed. With
+//! `--async` every brief carries a callback to a receiver the harness runs on 127.0.0.1
+//! (`--receiver-listen`, which the agent must allow with `--callback-allow-hosts`; protocol
+//! §7): the 202, the callback's signature and headers, a retry after a refused delivery, and the
+//! delivered answer are all checked. What a user runs before registering.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::http::auth::sign;
 
@@ -241,12 +244,24 @@ pub fn read_briefs(dir: &Path) -> Result<Vec<(String, Value)>, HarnessError> {
 }
 
 /// How the harness dispatches briefs: waiting for the answer, or (protocol §7) with a callback
-/// to a receiver the harness runs on 127.0.0.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// to a receiver the harness runs on `receiver`, a listener on this machine.
+#[derive(Debug, Default)]
 pub enum Dispatch {
     #[default]
     Sync,
-    Async,
+    Async {
+        receiver: std::net::TcpListener,
+    },
+}
+
+/// Where `bidder harness --async` receives callbacks unless told otherwise.
+pub const DEFAULT_RECEIVER_LISTEN: &str = "127.0.0.1:8099";
+
+/// A task id for `original` in this run: a UUID, as the platform's are, different in every run.
+fn run_task_id(original: &str, run: u128) -> String {
+    let digest = sha2::Sha256::digest(format!("{original}/{run}").as_bytes());
+    let hex = hex::encode(&digest[..16]);
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 /// Call the agent at `url` (its `/execute` is `url` + `/execute`) with every brief, prototype
@@ -263,12 +278,17 @@ pub async fn run(
     let endpoint = format!("{}/execute", url.trim_end_matches('/'));
     let receiver = match dispatch {
         Dispatch::Sync => None,
-        Dispatch::Async => Some(CallbackReceiver::start().await.map_err(|e| HarnessError::Client(e.to_string()))?),
+        Dispatch::Async { receiver } => {
+            Some(CallbackReceiver::start(receiver).await.map_err(|e| HarnessError::Client(e.to_string()))?)
+        }
     };
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let mut report = Report::default();
     for (name, brief) in briefs {
+        let task_id = run_task_id(brief["task_id"].as_str().unwrap_or(name), run);
         for phase in ["prototype", "final"] {
             let mut brief = brief.clone();
+            brief["task_id"] = task_id.as_str().into();
             brief["mode"] = phase.into();
             let task_id = brief["task_id"].as_str().unwrap_or_default().to_string();
             let mut row = Row {
@@ -345,7 +365,7 @@ type Inbox = Arc<Mutex<HashMap<String, Vec<Received>>>>;
 type Refusals = Arc<Mutex<HashSet<String>>>;
 
 impl CallbackReceiver {
-    async fn start() -> std::io::Result<Self> {
+    async fn start(listener: std::net::TcpListener) -> std::io::Result<Self> {
         use axum::extract::{Path as UrlPath, State};
         type Shared = (Inbox, Refusals);
         async fn receive(
@@ -372,7 +392,8 @@ impl CallbackReceiver {
         let shared: Shared = Default::default();
         let app =
             axum::Router::new().route("/callback/{slot}", axum::routing::post(receive)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let base = format!("http://{}/callback", listener.local_addr()?);
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -542,6 +563,16 @@ mod tests {
         assert_eq!(contract_violations(&broken, "t", "final", None).len(), 3);
         assert!(error_body_violations(&serde_json::json!({"error": "unauthorized", "detail": "d"})).is_empty());
         assert!(!error_body_violations(&serde_json::json!({"message": "nope"})).is_empty());
+    }
+
+    #[test]
+    fn every_run_gives_a_brief_a_task_id_of_its_own() {
+        let id = run_task_id("00000000-0000-0000-0000-000000000001", 1);
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_eq!(id, run_task_id("00000000-0000-0000-0000-000000000001", 1));
+        assert_ne!(id, run_task_id("00000000-0000-0000-0000-000000000001", 2));
+        assert_ne!(id, run_task_id("00000000-0000-0000-0000-000000000002", 1));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! A tour of the crate, in the order a request travels through it:
 //!
 //! * [`config`] — command-line flags and environment variables, validated once at start-up.
-//! * [`http`] — the axum server: routes, body limit, authentication on the raw bytes, the one
-//!   place errors become status codes, `/health`, `/metrics`, graceful shutdown.
+//! * [`http`] — the axum server: routes, connection, time and size limits, authentication on the
+//!   raw bytes, the one place errors become status codes, `/health`, `/metrics` on its own
+//!   listener, graceful shutdown.
 //! * [`protocol`] — the brief as the platform sends it (parsed leniently and normalised) and the
 //!   response superset we return.
 //! * [`callback`] — async mode's answer, POSTed signed to the task's callback URL with retries.
@@ -13,6 +14,8 @@
 //!   later ones replay it.
 //! * [`attachments`] — the text files a brief links to, fetched within size and time limits and
 //!   never from a private address.
+//! * [`egress`] — which addresses a stranger's URL (an attachment, a callback) may make us
+//!   contact: the address guard, its resolver, and the operator's exempted origins.
 //! * [`pipeline`] — brief in, response out: plan, generate, clean, price. Shared by the HTTP
 //!   server and `bidder execute`.
 //! * [`strategy`] — what to ask the model for a brief and phase, how to clean what it wrote, what
@@ -27,6 +30,7 @@
 pub mod attachments;
 pub mod callback;
 pub mod config;
+pub mod egress;
 pub mod engine;
 pub mod fetch;
 pub mod harness;

@@ -68,9 +68,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 "no API key and no signing secret configured: anyone who can reach {address} can submit work"
             );
         }
+        let metrics_listener = match config.server.metrics_listen {
+            Some(metrics) => Some(tokio::net::TcpListener::bind(metrics).await.with_context(|| {
+                format!("cannot serve metrics on {metrics} (--metrics-listen; `off` serves them nowhere)")
+            })?),
+            None => None,
+        };
         let state = AppState::new(config.server.clone());
-        // Tests and scripts read this line to find the port when listening on :0.
+        // Tests and scripts read these lines to find the ports when listening on :0.
         println!("bidder listening on {scheme}://{address}");
+        if let Some(listener) = metrics_listener {
+            println!("bidder metrics on http://{}/metrics", listener.local_addr()?);
+            tokio::spawn(async move {
+                if let Err(err) = http::serve_metrics(listener, telemetry::metrics_handle()).await {
+                    tracing::error!(%err, "the metrics listener stopped");
+                }
+            });
+        }
         std::io::stdout().flush().ok();
         let models: Vec<String> =
             config.pool.models.iter().map(|m| m.engine.model_path.display().to_string()).collect();
@@ -208,7 +222,11 @@ fn harness(args: HarnessArgs) -> anyhow::Result<()> {
     let timeout = std::time::Duration::from_secs(args.timeout_secs);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let dispatch = match args.async_dispatch {
-        true => bidder::harness::Dispatch::Async,
+        true => bidder::harness::Dispatch::Async {
+            receiver: std::net::TcpListener::bind(args.receiver_listen).with_context(|| {
+                format!("cannot run the callback receiver on {} (--receiver-listen)", args.receiver_listen)
+            })?,
+        },
         false => bidder::harness::Dispatch::Sync,
     };
     let report = runtime.block_on(bidder::harness::run(&args.url, &briefs, &signer, timeout, dispatch))?;

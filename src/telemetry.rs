@@ -3,14 +3,24 @@
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
 /// Latency buckets in seconds, from a fast health probe to a long final delivery.
 const SECONDS_BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 420.0];
+
+/// A counter or histogram not touched for this long leaves `/metrics` (and memory). Every label
+/// set is already bounded; this keeps even a bounded set from holding what nobody updates.
+const IDLE_SERIES_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// How often histogram samples are folded into their buckets when nobody scrapes: until then
+/// every sample is held, one per request.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Logs go to stderr so `bidder execute` can print clean JSON on stdout.
 pub fn init_logging(format: LogFormat) {
@@ -27,7 +37,7 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// The global Prometheus recorder, installed on first use (one per process, shared by every
-/// server a test process starts).
+/// server a test process starts), with a thread that does its upkeep.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -35,10 +45,22 @@ pub fn metrics_handle() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
                 .expect("static buckets are valid")
+                // Gauges are left out: some are set once at start-up (model load times).
+                .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM, Some(IDLE_SERIES_TIMEOUT))
                 .build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; then ours just stays empty.
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(err) = spawned {
+                tracing::warn!(%err, "no metrics upkeep thread: histogram samples wait for a scrape");
+            }
             handle
         })
         .clone()

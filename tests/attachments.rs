@@ -15,6 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use bidder::attachments::{AttachmentPolicy, AttachmentReport, fetch_attachments};
+use bidder::egress::AllowList;
 use bidder::protocol::Attachment;
 
 const CSV: &str = "region,total\nnorth,10\nsouth,7\n";
@@ -89,13 +90,18 @@ fn attachment(filename: &str, url: &str, content_type: &str) -> Attachment {
     Attachment { filename: filename.into(), url: url.into(), content_type: content_type.into() }
 }
 
-/// The local server allowed, with a short deadline so that no test can run long.
-fn allowed() -> AttachmentPolicy {
+/// Only `entries` allowed, with a short deadline so that no test can run long.
+fn allowing(entries: &[String]) -> AttachmentPolicy {
     AttachmentPolicy {
-        allow_hosts: vec!["127.0.0.1".into()],
+        allow: AllowList::parse(entries).unwrap(),
         timeout: Duration::from_secs(2),
         ..AttachmentPolicy::default()
     }
+}
+
+/// The local server's origin allowed: plain http, its port.
+fn allowed(server: &Server) -> AttachmentPolicy {
+    allowing(&[format!("http://{}", server.addr)])
 }
 
 async fn fetch_one(attachment: Attachment, policy: &AttachmentPolicy) -> AttachmentReport {
@@ -117,7 +123,7 @@ async fn an_allowed_host_serves_csv_text() {
             attachment("", &server.url("/bom.csv"), ""),
             attachment("hopped.csv", &server.url("/hop"), "text/csv"),
         ],
-        &allowed(),
+        &allowed(&server),
     )
     .await;
     assert!(report.failures.is_empty(), "{report:?}");
@@ -137,6 +143,24 @@ async fn the_same_link_without_the_allowance_is_private() {
     assert_eq!(only_failure(&report), "sales.csv could not be fetched (the address is private)");
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(server.hits("/sales.csv"), 0, "the server must not have been contacted");
+}
+
+/// An allowed entry is one origin: the host on another port, or over plain http when the entry
+/// does not say http, is guarded like any other address and never contacted.
+#[tokio::test]
+async fn an_allowed_origin_does_not_open_its_host_on_other_ports_or_schemes() {
+    let server = Server::start().await;
+    let link = attachment("sales.csv", &server.url("/sales.csv"), "text/csv");
+    let other_port = format!("http://127.0.0.1:{}", server.addr.port() + 1);
+    // The right port over https only; the host on https's default port; plain http elsewhere.
+    for entries in [vec![format!("127.0.0.1:{}", server.addr.port())], vec!["127.0.0.1".to_string()], vec![other_port]]
+    {
+        let report = fetch_one(link.clone(), &allowing(&entries)).await;
+        assert_eq!(only_failure(&report), "sales.csv could not be fetched (the address is private)", "{entries:?}");
+    }
+    assert_eq!(server.hits("/sales.csv"), 0, "the server must not have been contacted");
+    let report = fetch_one(link, &allowed(&server)).await;
+    assert!(report.failures.is_empty(), "{report:?}");
 }
 
 #[tokio::test]
@@ -170,7 +194,7 @@ async fn private_and_metadata_addresses_are_refused_before_any_connection() {
 #[tokio::test]
 async fn oversized_files_are_refused_with_or_without_a_length() {
     let server = Server::start().await;
-    let policy = AttachmentPolicy { max_bytes: 1024, ..allowed() };
+    let policy = AttachmentPolicy { max_bytes: 1024, ..allowed(&server) };
     for path in ["/big.csv", "/big-stream.csv"] {
         let report = fetch_one(attachment("big.csv", &server.url(path), "text/csv"), &policy).await;
         assert_eq!(only_failure(&report), "big.csv could not be fetched (it is larger than the 1 KiB limit)", "{path}");
@@ -180,21 +204,22 @@ async fn oversized_files_are_refused_with_or_without_a_length() {
 #[tokio::test]
 async fn non_text_files_are_skipped_or_refused() {
     let server = Server::start().await;
-    let report = fetch_one(attachment("logo.png", &server.url("/logo.png"), "image/png"), &allowed()).await;
+    let report = fetch_one(attachment("logo.png", &server.url("/logo.png"), "image/png"), &allowed(&server)).await;
     assert_eq!(only_failure(&report), "logo.png is not a text file; not used");
-    let report = fetch_one(attachment("logo.png", &server.url("/logo.png"), ""), &allowed()).await;
+    let report = fetch_one(attachment("logo.png", &server.url("/logo.png"), ""), &allowed(&server)).await;
     assert_eq!(only_failure(&report), "logo.png is not a text file; not used");
     assert_eq!(server.hits("/logo.png"), 0, "a non-text file is never downloaded");
     // Named as text but binary inside: downloaded, then refused.
     let report =
-        fetch_one(attachment("notes.txt", &server.url("/logo.png"), "application/octet-stream"), &allowed()).await;
+        fetch_one(attachment("notes.txt", &server.url("/logo.png"), "application/octet-stream"), &allowed(&server))
+            .await;
     assert_eq!(only_failure(&report), "notes.txt is not UTF-8 text; not used");
 }
 
 #[tokio::test]
 async fn the_deadline_bounds_the_whole_fetch_and_keeps_what_arrived() {
     let server = Server::start().await;
-    let policy = AttachmentPolicy { timeout: Duration::from_secs(1), ..allowed() };
+    let policy = AttachmentPolicy { timeout: Duration::from_secs(1), ..allowed(&server) };
     let started = Instant::now();
     let report = fetch_attachments(
         &[
@@ -216,7 +241,7 @@ async fn redirects_from_an_allowed_host_to_private_addresses_are_refused() {
     let server = Server::start().await;
     for path in ["/to-private", "/to-metadata", "/to-mapped", "/to-gcp"] {
         let started = Instant::now();
-        let report = fetch_one(attachment("data.csv", &server.url(path), "text/csv"), &allowed()).await;
+        let report = fetch_one(attachment("data.csv", &server.url(path), "text/csv"), &allowed(&server)).await;
         assert_eq!(
             only_failure(&report),
             "data.csv could not be fetched (it redirects to a private address)",
@@ -225,7 +250,7 @@ async fn redirects_from_an_allowed_host_to_private_addresses_are_refused() {
         assert!(started.elapsed() < Duration::from_secs(1), "{path}: {:?}", started.elapsed());
         assert_eq!(server.hits(path), 1);
     }
-    let report = fetch_one(attachment("loop.csv", &server.url("/loop"), "text/csv"), &allowed()).await;
+    let report = fetch_one(attachment("loop.csv", &server.url("/loop"), "text/csv"), &allowed(&server)).await;
     assert_eq!(only_failure(&report), "loop.csv could not be fetched (the server redirected more than 3 times)");
     assert_eq!(server.hits("/loop"), 4, "the first request and three redirects");
 }
@@ -239,7 +264,7 @@ async fn notes_never_carry_the_signed_query_and_extra_files_are_named() {
             attachment("", &format!("http://files.example.com/export.csv?{SECRET}"), "text/csv"),
             attachment("third.csv", &server.url("/sales.csv"), "text/csv"),
         ],
-        &AttachmentPolicy { max_files: 2, ..allowed() },
+        &AttachmentPolicy { max_files: 2, ..allowed(&server) },
     )
     .await;
     assert!(report.fetched.is_empty(), "{report:?}");
@@ -264,7 +289,7 @@ async fn a_csv_attachment_is_analysed_and_a_refused_one_is_only_noted() {
     use bidder::pipeline::{PhaseRoutes, Pipeline};
 
     let server = Server::start().await;
-    let strategy = StrategyConfig { attachments: allowed(), ..StrategyConfig::default() };
+    let strategy = StrategyConfig { attachments: allowed(&server), ..StrategyConfig::default() };
     let pipeline = Pipeline::new(PhaseRoutes::single(Arc::new(FakeGenerator::default())), strategy);
     let brief = serde_json::json!({
         "task_id": "t-attach", "mode": "final", "title": "Summarise our sales", "category": "data",

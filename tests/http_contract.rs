@@ -283,7 +283,7 @@ async fn metrics_count_requests_generations_and_refusals() {
     post_execute(&client(), &server.url, body.clone(), &Signed::default()).await;
     post_execute(&client(), &server.url, body.clone(), &Signed::default()).await;
     post_execute(&client(), &server.url, body, &Signed { key: None, ..Signed::default() }).await;
-    let text = client().get(format!("{}/aitasker/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    let text = server.metrics().await;
     for needle in [
         "bidder_http_requests_total{method=\"POST\",route=\"/execute\",status=\"200\"}",
         "bidder_http_requests_total{method=\"POST\",route=\"/execute\",status=\"401\"}",
@@ -294,6 +294,22 @@ async fn metrics_count_requests_generations_and_refusals() {
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
+}
+
+/// `/metrics` tells refusals apart (a wrong key from a bad signature): it is served on its own
+/// listener only, never beside `/execute` where anyone can reach it.
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let server = TestServer::start(FakeGenerator::default()).await;
+    for path in ["/metrics", "/aitasker/metrics"] {
+        let (status, body) = json_of(client().get(format!("{}{path}", server.url)).send().await.unwrap()).await;
+        assert_error(status, &body, 404, "not_found");
+    }
+    let response = client().get(format!("{}/metrics", server.metrics_url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("bidder_http_requests_total"));
+    let (status, body) = json_of(client().get(format!("{}/execute", server.metrics_url)).send().await.unwrap()).await;
+    assert_error(status, &body, 404, "not_found");
 }
 
 /// Shutdown stops accepting at once, lets a request in flight finish within the drain
@@ -382,14 +398,17 @@ async fn an_https_listener_serves_the_contract_with_its_certificate() {
 /// phases holds the contract, and so do the negative cases.
 #[tokio::test]
 async fn the_harness_finds_no_violation_in_our_answers() {
-    let server = TestServer::start(FakeGenerator::default()).await;
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let receiver_url = format!("http://{}", receiver.local_addr().unwrap());
+    let server = TestServer::start_with(FakeGenerator::default(), config_allowing_callbacks(&[&receiver_url])).await;
     let briefs = bidder::harness::read_briefs(&repo_path("tests/fixtures/briefs")).unwrap();
     let signer = bidder::harness::Signer { key: Some(API_KEY.into()), secret: Some(SECRET_CURRENT.into()) };
-    for dispatch in [Dispatch::Sync, Dispatch::Async] {
+    for dispatch in [Dispatch::Sync, Dispatch::Async { receiver }] {
+        let name = if matches!(dispatch, Dispatch::Sync) { "sync" } else { "async" };
         let url = format!("{}/aitasker", server.url);
         let report = bidder::harness::run(&url, &briefs, &signer, Duration::from_secs(60), dispatch).await.unwrap();
         let table = report.render();
-        assert_eq!(report.violations(), 0, "{dispatch:?}:\n{table}");
+        assert_eq!(report.violations(), 0, "{name}:\n{table}");
         assert_eq!(report.rows.len(), 2 * briefs.len(), "{table}");
         assert!(report.rows.iter().all(|r| r.status == 200 && r.checks.1 >= 3), "{table}");
         let cases: Vec<&str> = report.negatives.iter().map(|(case, _)| case.as_str()).collect();
@@ -429,8 +448,11 @@ async fn the_async_harness_names_a_broken_callback() {
             (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"ok": true})))
         }),
     );
-    let (output, stdout) =
-        harness_against(broken, &["--async", "--timeout-secs", "3", "--secret", SECRET_CURRENT]).await;
+    let (output, stdout) = harness_against(
+        broken,
+        &["--async", "--receiver-listen", "127.0.0.1:0", "--timeout-secs", "3", "--secret", SECRET_CURRENT],
+    )
+    .await;
     assert!(!output.status.success(), "a broken async agent must fail the harness:\n{stdout}");
     for violation in [
         "the 202 must say accepted and name the task",

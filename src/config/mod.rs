@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::attachments::AttachmentPolicy;
+use crate::callback::CallbackPolicy;
+use crate::egress::AllowList;
 
 mod pool;
 
@@ -20,6 +22,10 @@ pub use pool::{PoolConfig, PooledModel};
 pub const PLATFORM_WINDOW_SECS: u64 = 420;
 
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Where `/metrics` is served unless configured: loopback, the port OpenTelemetry's Prometheus
+/// exporters use.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 
 // Strategy defaults, shared by the flags and `StrategyConfig::default()`.
 const DEFAULT_PROTOTYPE_DEADLINE_SECS: u64 = 120;
@@ -98,9 +104,13 @@ pub struct HarnessArgs {
     #[arg(long, env = "BIDDER_HARNESS_TIMEOUT_SECS", default_value_t = 420)]
     pub timeout_secs: u64,
     /// Dispatch every brief in async mode, with a callback to a receiver the harness runs on
-    /// 127.0.0.1 (so the agent must run on this machine).
+    /// --receiver-listen (so the agent must run on this machine, with that origin in its
+    /// --callback-allow-hosts, e.g. `http://127.0.0.1:8099`).
     #[arg(long = "async", env = "BIDDER_HARNESS_ASYNC")]
     pub async_dispatch: bool,
+    /// Where the --async receiver listens.
+    #[arg(long, env = "BIDDER_HARNESS_RECEIVER_LISTEN", default_value = crate::harness::DEFAULT_RECEIVER_LISTEN)]
+    pub receiver_listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -170,6 +180,34 @@ pub struct ServeArgs {
     /// How many finished responses are kept for replay.
     #[arg(long, env = "BIDDER_IDEMPOTENCY_CAPACITY", default_value_t = 1024)]
     pub idempotency_capacity: u64,
+    /// Seconds a client has to send a request's headers (counted from the connection's start,
+    /// or from the previous response on a kept-alive connection); then it is closed.
+    #[arg(long, env = "BIDDER_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's whole body once its headers are in; then it
+    /// gets 408 and the connection is closed.
+    #[arg(long, env = "BIDDER_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Connections open at once, at most; one more is closed as soon as it is accepted.
+    #[arg(long, env = "BIDDER_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// `/execute` requests handled at once, at most; one more is answered 429 at once.
+    #[arg(long, env = "BIDDER_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Where to serve `/metrics` (Prometheus text, plain HTTP), or `off`. It is never served on
+    /// --listen: it tells refusals apart, which is for operators only.
+    #[arg(long, env = "BIDDER_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
+    pub metrics_listen: String,
+    /// Comma-separated origins an async callback may use besides public https hosts, written
+    /// `host[:port]` (https) or `http://host[:port]`, e.g. the harness's receiver,
+    /// `http://127.0.0.1:8099`. Callback URLs are written by whoever sends the brief: every
+    /// origin listed is one they can make this machine call.
+    #[arg(long, env = "BIDDER_CALLBACK_ALLOW_HOSTS", value_delimiter = ',')]
+    pub callback_allow_hosts: Vec<String>,
+    /// Comma-separated domains (the platform's own, e.g. `aitasker.co`): when set, callbacks go
+    /// only to these domains and their subdomains (and to --callback-allow-hosts).
+    #[arg(long, env = "BIDDER_CALLBACK_DOMAINS", value_delimiter = ',')]
+    pub callback_domains: Vec<String>,
     /// Log format.
     #[arg(long, env = "BIDDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -269,9 +307,10 @@ pub struct AttachmentArgs {
     /// phase's budget, so it must be shorter than --prototype-deadline-secs.
     #[arg(long, env = "BIDDER_ATTACHMENT_TIMEOUT_SECS", default_value_t = AttachmentPolicy::default().timeout.as_secs())]
     pub attachment_timeout_secs: u64,
-    /// Comma-separated hosts (names or IP addresses, no port) exempt from the private-address
-    /// guard and allowed plain http, e.g. a storage service on the local network. Links are
-    /// written by strangers: every host listed here is one they can make this machine call.
+    /// Comma-separated origins exempt from the private-address guard, written `host[:port]`
+    /// (https) or `http://host[:port]` (plain http), e.g. a storage service on the local
+    /// network. Links are written by strangers: every origin listed here is one they can make
+    /// this machine call.
     #[arg(long, env = "BIDDER_ATTACHMENT_ALLOW_HOSTS", value_delimiter = ',')]
     pub attachment_allow_hosts: Vec<String>,
 }
@@ -390,6 +429,17 @@ pub struct ServerConfig {
     pub idempotency_capacity: u64,
     /// Serve HTTPS with these PEM files; plain HTTP when absent.
     pub tls: Option<TlsFiles>,
+    /// Time for a request's headers, and for a TLS handshake.
+    pub header_timeout: Duration,
+    /// Time for a request's whole body.
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    /// `/execute` requests handled at once.
+    pub max_in_flight: usize,
+    /// Where `/metrics` is served; nowhere when `None`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where async callbacks may go.
+    pub callbacks: CallbackPolicy,
 }
 
 /// The certificate chain and private key of an HTTPS listener, as PEM files.
@@ -542,6 +592,32 @@ impl ServeArgs {
         if self.idempotency_capacity == 0 {
             return Err(invalid("--idempotency-capacity", "must be at least 1"));
         }
+        for (flag, secs) in
+            [("--header-timeout-secs", self.header_timeout_secs), ("--body-timeout-secs", self.body_timeout_secs)]
+        {
+            if !(1..=PLATFORM_WINDOW_SECS).contains(&secs) {
+                return Err(invalid(flag, format!("must be between 1 and {PLATFORM_WINDOW_SECS}")));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("--max-connections", "must be at least 1"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(invalid("--max-in-flight", "must be at least 1"));
+        }
+        let metrics_listen = match self.metrics_listen.trim() {
+            "off" | "none" | "" => None,
+            raw => Some(raw.parse::<SocketAddr>().map_err(|_| {
+                invalid("--metrics-listen", format!("{raw:?} is not an address such as 127.0.0.1:9464, or off"))
+            })?),
+        };
+        if metrics_listen.is_some_and(|metrics| metrics == self.listen && metrics.port() != 0) {
+            return Err(invalid("--metrics-listen", "must differ from --listen"));
+        }
+        let callbacks = CallbackPolicy {
+            allow: AllowList::parse(&self.callback_allow_hosts).map_err(|e| invalid("--callback-allow-hosts", e))?,
+            domains: self.callback_domains.iter().map(|d| platform_domain(d)).collect::<Result<_, _>>()?,
+        };
         Ok(ServeConfig {
             server: ServerConfig {
                 listen: self.listen,
@@ -557,11 +633,31 @@ impl ServeArgs {
                     (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
                     _ => None,
                 },
+                header_timeout: Duration::from_secs(self.header_timeout_secs),
+                body_timeout: Duration::from_secs(self.body_timeout_secs),
+                max_connections: self.max_connections,
+                max_in_flight: self.max_in_flight,
+                metrics_listen,
+                callbacks,
             },
             pool: self.model.validate()?,
             strategy: self.strategy.validate()?,
             log_format: self.log_format,
         })
+    }
+}
+
+/// A `--callback-domains` entry: a bare domain name, compared in lower case without a leading
+/// `*.` or trailing dot.
+fn platform_domain(raw: &str) -> Result<String, ConfigError> {
+    let domain = raw.trim().trim_start_matches("*.").trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
+    let is_name = !domain.is_empty()
+        && domain.contains('.')
+        && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if is_name {
+        Ok(domain)
+    } else {
+        Err(invalid("--callback-domains", format!("{raw:?} is not a domain name such as aitasker.co")))
     }
 }
 
@@ -683,25 +779,12 @@ impl AttachmentArgs {
         if self.attachment_timeout_secs == 0 {
             return Err(invalid("--attachment-timeout-secs", "must be at least 1".to_string()));
         }
-        let mut allow_hosts = Vec::new();
-        for raw in &self.attachment_allow_hosts {
-            let host = raw.trim().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
-            if host.is_empty() {
-                continue;
-            }
-            // A bare host is all that is compared; a scheme, port or path would never match.
-            if host.parse::<std::net::IpAddr>().is_err() && host.contains([':', '/', '@', ' ', '?', '#']) {
-                return Err(invalid(
-                    "--attachment-allow-hosts",
-                    format!("{raw:?} is not a host: give names or IP addresses without scheme, port or path"),
-                ));
-            }
-            allow_hosts.push(host.to_ascii_lowercase());
-        }
+        let allow =
+            AllowList::parse(&self.attachment_allow_hosts).map_err(|e| invalid("--attachment-allow-hosts", e))?;
         Ok(AttachmentPolicy {
             max_bytes: self.attachment_max_bytes,
             timeout: Duration::from_secs(self.attachment_timeout_secs),
-            allow_hosts,
+            allow,
             ..AttachmentPolicy::default()
         })
     }
@@ -764,20 +847,50 @@ mod tests {
             "--attachment-timeout-secs",
             "3",
             "--attachment-allow-hosts",
-            "127.0.0.1, Files.LAN.,[::1]",
+            "http://127.0.0.1:8080, Files.LAN.,[::1]:8443",
         ])
         .unwrap();
         let policy = cfg.strategy.attachments;
         assert_eq!((policy.max_bytes, policy.timeout), (4096, Duration::from_secs(3)));
-        assert_eq!(policy.allow_hosts, ["127.0.0.1", "files.lan", "::1"]);
+        assert_eq!(policy.allow.describe(), ["http://127.0.0.1:8080", "https://files.lan:443", "https://[::1]:8443"]);
         assert!(parse(&["--attachment-max-bytes", "0"]).is_err());
         assert!(parse(&["--attachment-timeout-secs", "0"]).is_err());
         assert!(
             parse(&["--attachment-timeout-secs", "120", "--prototype-deadline-secs", "8"]).is_ok(),
             "the budget shortens it at run time"
         );
-        let err = parse(&["--attachment-allow-hosts", "http://files.lan:8080"]).unwrap_err().to_string();
-        assert!(err.contains("--attachment-allow-hosts"), "{err}");
+        let err = parse(&["--attachment-allow-hosts", "http://files.lan:8080/share"]).unwrap_err().to_string();
+        assert!(err.contains("--attachment-allow-hosts") && err.contains("files.lan"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_timeouts_and_the_metrics_listener_are_validated() {
+        let cfg = parse(&[]).unwrap().server;
+        assert_eq!((cfg.header_timeout, cfg.body_timeout), (Duration::from_secs(10), Duration::from_secs(30)));
+        assert_eq!((cfg.max_connections, cfg.max_in_flight), (1024, 256));
+        assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()), "loopback by default");
+        assert_eq!(parse(&["--metrics-listen", "off"]).unwrap().server.metrics_listen, None);
+        for bad in [
+            &["--header-timeout-secs", "0"][..],
+            &["--body-timeout-secs", "0"],
+            &["--max-connections", "0"],
+            &["--max-in-flight", "0"],
+            &["--metrics-listen", "localhost"],
+            &["--listen", "127.0.0.1:9000", "--metrics-listen", "127.0.0.1:9000"],
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains(bad[bad.len() - 2]), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn callback_origins_and_platform_domains_become_a_policy() {
+        let cfg = parse(&["--callback-allow-hosts", "http://127.0.0.1:8099", "--callback-domains", "*.AITasker.co."])
+            .unwrap();
+        assert_eq!(cfg.server.callbacks.allow.describe(), ["http://127.0.0.1:8099"]);
+        assert_eq!(cfg.server.callbacks.domains, ["aitasker.co"]);
+        assert!(parse(&["--callback-domains", "https://aitasker.co"]).is_err());
+        assert!(parse(&["--callback-allow-hosts", "ftp://127.0.0.1"]).is_err());
     }
 
     #[test]

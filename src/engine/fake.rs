@@ -1,6 +1,6 @@
 //! A deterministic [`TextGenerator`] for tests of everything above the engine: it "writes" a
 //! fixed sentence word by word at a configurable pace, honours the deadline like the real engine,
-//! counts its calls, and can be told to fail.
+//! counts its calls, and can be told to fail or to panic.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,12 +15,13 @@ pub struct FakeGenerator {
     words: usize,
     word_delay: Duration,
     fail: bool,
+    panic: bool,
     calls: Arc<AtomicUsize>,
 }
 
 impl Default for FakeGenerator {
     fn default() -> Self {
-        Self { words: 45, word_delay: Duration::ZERO, fail: false, calls: Arc::default() }
+        Self { words: 45, word_delay: Duration::ZERO, fail: false, panic: false, calls: Arc::default() }
     }
 }
 
@@ -40,6 +41,13 @@ impl FakeGenerator {
     /// Answer every request with an inference error.
     pub fn failing(mut self) -> Self {
         self.fail = true;
+        self
+    }
+
+    /// Panic inside every generation, as a bug in the code above the engine would: the caller's
+    /// task unwinds.
+    pub fn panicking(mut self) -> Self {
+        self.panic = true;
         self
     }
 
@@ -72,6 +80,9 @@ impl TextGenerator for FakeGenerator {
         Box::pin(async move {
             if this.fail {
                 return Err(EngineError::Inference("the fake engine was told to fail".into()));
+            }
+            if this.panic {
+                panic!("the fake engine was told to panic");
             }
             let started = Instant::now();
             let mut text = format!("# {}\n\n", Self::heading(&request));

@@ -4,8 +4,12 @@
 //! [`crate::callback`]. Idempotent like the synchronous path: a retried dispatch of a task that
 //! is still running is acknowledged again without new work, and one of a task already answered
 //! gets the stored answer delivered again (the platform retries because it is still waiting).
+//! A dispatch is the same dispatch only if its body is: another body for a task that is running
+//! or answered gets 409 and nothing is delivered to its callback. A task that panics still tells
+//! the platform (a failure callback) and frees its task id.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,10 +21,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::{ApiError, AppState, record_answer};
-use crate::callback::{CallbackClient, CallbackError};
-use crate::idempotency::Origin;
+use crate::callback::{CallbackClient, CallbackError, CallbackPolicy};
+use crate::idempotency::{BodyDigest, IdempotencyError, Origin};
 use crate::pipeline::Pipeline;
-use crate::protocol::{Brief, ExecuteResponse, Phase};
+use crate::protocol::{Brief, ExecuteResponse, Phase, ProtocolError};
 
 /// The platform's limit for an async task when the brief does not give one (protocol §2 says
 /// it is currently 600 s).
@@ -34,20 +38,21 @@ const LONGEST_EXECUTION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// synchronous one would be, rather than piling up work the workers cannot reach in time.
 const MAX_BACKGROUND_TASKS: usize = 256;
 
+type RunningTasks = HashMap<(String, Phase), BodyDigest>;
+
 /// The tasks running in the background, so retries find them and shutdown can wait for them.
 pub struct BackgroundTasks {
-    running: Mutex<HashSet<(String, Phase)>>,
+    /// Each running task's key, with the digest of the body that started it.
+    running: Mutex<RunningTasks>,
     tracker: TaskTracker,
     callbacks: CallbackClient,
 }
 
-impl Default for BackgroundTasks {
-    fn default() -> Self {
-        Self { running: Mutex::default(), tracker: TaskTracker::new(), callbacks: CallbackClient::new() }
-    }
-}
-
 impl BackgroundTasks {
+    pub fn new(callbacks: CallbackPolicy) -> Self {
+        Self { running: Mutex::default(), tracker: TaskTracker::new(), callbacks: CallbackClient::new(callbacks) }
+    }
+
     /// Tasks still working or still delivering.
     pub fn len(&self) -> usize {
         self.tracker.len()
@@ -66,59 +71,107 @@ impl BackgroundTasks {
         self.tracker.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, Phase)>> {
-        // The set stays consistent even if a holder panicked: every change is one insert or
+    fn lock(&self) -> std::sync::MutexGuard<'_, RunningTasks> {
+        // The map stays consistent even if a holder panicked: every change is one insert or
         // one remove.
         self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Take `brief` into the background and answer 202 at once.
-pub(super) fn accept(
+/// A running task's place in [`BackgroundTasks::running`], given up however the task ends —
+/// delivered, failed, or unwound by a panic — so a retry is never told "running" forever.
+struct RunningGuard {
+    state: AppState,
+    key: (String, Phase),
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut running = self.state.background.lock();
+        running.remove(&self.key);
+        metrics::gauge!("bidder_background_tasks").set(running.len() as f64);
+    }
+}
+
+/// Why a callback will not be made, as the error the dispatch gets.
+fn forbidden_callback() -> ApiError {
+    ApiError::Brief(ProtocolError::InvalidField {
+        field: "callback_url",
+        expected: "an https URL on a public host this agent may call back",
+    })
+}
+
+/// Take `brief` into the background and answer 202 at once; `body` identifies the dispatch.
+pub(super) async fn accept(
     state: &AppState,
     brief: Brief,
+    body: BodyDigest,
     received: Instant,
     span: tracing::Span,
 ) -> Result<Response, ApiError> {
+    let Some(callback) = &brief.callback else {
+        return Err(ApiError::Internal("async dispatch of a brief without a callback".into()));
+    };
+    if let Err(forbidden) = state.background.callbacks.check(&callback.url) {
+        span.in_scope(|| tracing::warn!(reason = %forbidden, "callback URL refused"));
+        return Err(forbidden_callback());
+    }
+    // A body that is not the one this task was answered for must not get its answer, here or
+    // at its callback.
+    if let Err(IdempotencyError::Conflict) = state.idempotency.lookup(&brief.task_id, brief.phase, body).await {
+        return Err(ApiError::Conflict);
+    }
     let acknowledgement =
         (StatusCode::ACCEPTED, Json(json!({"status": "accepted", "task_id": brief.task_id, "mode": brief.phase})))
             .into_response();
     let key = (brief.task_id.clone(), brief.phase);
     {
         let mut running = state.background.lock();
-        if running.contains(&key) {
-            metrics::counter!("bidder_duplicates_served_total", "phase" => brief.phase.as_str()).increment(1);
-            span.in_scope(|| tracing::info!("duplicate async dispatch: the task is already running"));
-            return Ok(acknowledgement);
+        let tasks = running.len();
+        match running.entry(key.clone()) {
+            Entry::Occupied(started) if *started.get() == body => {
+                metrics::counter!("bidder_duplicates_served_total", "phase" => brief.phase.as_str()).increment(1);
+                span.in_scope(|| tracing::info!("duplicate async dispatch: the task is already running"));
+                return Ok(acknowledgement);
+            }
+            Entry::Occupied(_) => return Err(ApiError::Conflict),
+            Entry::Vacant(_) if tasks >= MAX_BACKGROUND_TASKS => {
+                return Err(ApiError::Overloaded { reason: "queue_full", retry_after: Duration::from_secs(30) });
+            }
+            Entry::Vacant(free) => {
+                free.insert(body);
+            }
         }
-        if running.len() >= MAX_BACKGROUND_TASKS {
-            return Err(ApiError::Overloaded { reason: "queue_full", retry_after: Duration::from_secs(30) });
-        }
-        running.insert(key.clone());
+        metrics::gauge!("bidder_background_tasks").set(running.len() as f64);
     }
-    let background_state = state.clone();
+    let guard = RunningGuard { state: state.clone(), key };
     state.background.tracker.spawn(
         async move {
-            work_and_deliver(&background_state, &brief, received).await;
-            let mut running = background_state.background.lock();
-            running.remove(&key);
-            metrics::gauge!("bidder_background_tasks").set(running.len() as f64);
+            let running = guard;
+            work_and_deliver(&running.state, &brief, body, received).await;
         }
         .instrument(span),
     );
-    metrics::gauge!("bidder_background_tasks").set(state.background.lock().len() as f64);
     Ok(acknowledgement)
 }
 
-async fn work_and_deliver(state: &AppState, brief: &Brief, received: Instant) {
+async fn work_and_deliver(state: &AppState, brief: &Brief, body: BodyDigest, received: Instant) {
     let Some(callback) = &brief.callback else { return };
-    let Some(pipeline) = state.pipeline.get() else { return };
     let limit = brief
         .execution_timeout_seconds
         .map_or(DEFAULT_EXECUTION_TIMEOUT, Duration::from_secs)
         .min(LONGEST_EXECUTION_TIMEOUT);
     let deadline = received + limit;
-    let body = match answer(state, pipeline, brief, received, deadline).await {
+    // The work runs as a task of its own so that a panic in it ends only the work: the platform
+    // still hears that the task failed.
+    let work = tokio::spawn({
+        let (state, brief) = (state.clone(), brief.clone());
+        async move { answer(&state, &brief, body, received, deadline).await }.in_current_span()
+    });
+    let answered = work
+        .await
+        .unwrap_or_else(|joined| Err(ApiError::Internal(format!("the async task's work did not finish: {joined}"))));
+    let body = match answered {
         Ok((response, origin)) => {
             record_answer(&tracing::Span::current(), &response, origin);
             serde_json::to_vec(response.as_ref())
@@ -144,6 +197,7 @@ async fn work_and_deliver(state: &AppState, brief: &Brief, received: Instant) {
         }
         Err(err) => {
             let outcome = match err {
+                CallbackError::Forbidden(_) => "forbidden",
                 CallbackError::Refused { .. } => "refused",
                 CallbackError::DeadlinePassed { .. } => "deadline_passed",
             };
@@ -158,16 +212,19 @@ async fn work_and_deliver(state: &AppState, brief: &Brief, received: Instant) {
 /// nobody is holding a connection open, so waiting costs nothing.
 async fn answer(
     state: &AppState,
-    pipeline: &Pipeline,
     brief: &Brief,
+    body: BodyDigest,
     received: Instant,
     deadline: Instant,
 ) -> Result<(Arc<ExecuteResponse>, Origin), ApiError> {
+    let pipeline: &Pipeline = state.pipeline.get().ok_or(ApiError::NotReady)?;
     let mut started = received;
     loop {
-        match state.idempotency.get_or_run(&brief.task_id, brief.phase, pipeline.execute(brief, started)).await {
+        let run = pipeline.execute(brief, started);
+        match state.idempotency.get_or_run(&brief.task_id, brief.phase, body, run).await {
             Ok(answered) => return Ok(answered),
-            Err(err) => match ApiError::from_pipeline(&err) {
+            Err(IdempotencyError::Conflict) => return Err(ApiError::Conflict),
+            Err(IdempotencyError::Failed(err)) => match ApiError::from_pipeline(&err) {
                 ApiError::Overloaded { retry_after, .. }
                     if Instant::now() + retry_after + pipeline.time_budget(brief) <= deadline =>
                 {

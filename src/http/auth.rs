@@ -1,7 +1,9 @@
 //! Request authentication (protocol §3), on the raw body bytes before anything parses them:
 //! the API key in `X-AITasker-Key`, and an HMAC-SHA256 of the body in `X-AITasker-Signature`
 //! under any configured secret, with `X-AITasker-Timestamp` inside the tolerance window. Each
-//! scheme is on when configured. Comparisons are constant-time.
+//! scheme is on when configured. Comparisons are constant-time. What the headers alone decide
+//! ([`verify_headers`]) is decided before the body is read, so a caller without the key cannot
+//! make us receive a body at all.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,27 +54,51 @@ impl AuthError {
 
 /// Check `headers` and the raw `body` against `config` at time `now`.
 pub fn verify_request(config: &AuthConfig, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<(), AuthError> {
+    verify_headers(config, headers, now)?.verify_body(config, body)
+}
+
+/// The signature the headers carry, still to be checked against the body.
+#[derive(Debug)]
+#[must_use = "the body's signature is still unchecked"]
+pub struct PendingSignature(Option<Vec<u8>>);
+
+impl PendingSignature {
+    /// Accept `body` if it is what the headers signed (always, when no secret is configured).
+    pub fn verify_body(self, config: &AuthConfig, body: &[u8]) -> Result<(), AuthError> {
+        match self.0 {
+            Some(signature) => verify_signature(&config.signing_secrets, body, &signature),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Everything the headers alone decide, in protocol §3's order: the key, the timestamp's
+/// window, and a signature header of the right form.
+pub fn verify_headers(
+    config: &AuthConfig,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Result<PendingSignature, AuthError> {
     if let Some(expected) = &config.api_key {
         let given = headers.get(KEY_HEADER).ok_or(AuthError::MissingKey)?;
         if !bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
             return Err(AuthError::WrongKey);
         }
     }
-    if !config.signing_secrets.is_empty() {
-        let timestamp = headers
-            .get(TIMESTAMP_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .ok_or(AuthError::BadTimestamp)?;
-        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        if timestamp.abs_diff(now_secs) > config.timestamp_tolerance.as_secs() {
-            return Err(AuthError::StaleTimestamp);
-        }
-        let signature = headers.get(SIGNATURE_HEADER).ok_or(AuthError::MissingSignature)?;
-        let signature = decode_signature(signature.as_bytes())?;
-        verify_signature(&config.signing_secrets, body, &signature)?;
+    if config.signing_secrets.is_empty() {
+        return Ok(PendingSignature(None));
     }
-    Ok(())
+    let timestamp = headers
+        .get(TIMESTAMP_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .ok_or(AuthError::BadTimestamp)?;
+    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if timestamp.abs_diff(now_secs) > config.timestamp_tolerance.as_secs() {
+        return Err(AuthError::StaleTimestamp);
+    }
+    let signature = headers.get(SIGNATURE_HEADER).ok_or(AuthError::MissingSignature)?;
+    Ok(PendingSignature(Some(decode_signature(signature.as_bytes())?)))
 }
 
 /// Hex in either case, with or without a `sha256=` prefix.

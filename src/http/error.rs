@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -27,6 +26,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the request body could not be read")]
     UnreadableBody,
+    #[error("the request body did not arrive within {} s", after.as_secs())]
+    BodyTimeout { after: Duration },
+    #[error("this task and phase were already dispatched with a different body")]
+    Conflict,
     #[error("the model is still loading")]
     NotReady,
     #[error("the agent cannot take this task now ({reason})")]
@@ -46,14 +49,6 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    pub fn from_body_rejection(rejection: BytesRejection, limit: usize) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::UnreadableBody
-        }
-    }
-
     /// What a pipeline failure means to the caller: overload keeps its reason and retry time;
     /// anything else is internal.
     pub fn from_pipeline(err: &PipelineError) -> Self {
@@ -71,6 +66,8 @@ impl ApiError {
             ApiError::Brief(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Conflict => StatusCode::CONFLICT,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,6 +83,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnreadableBody => "unreadable_body",
+            ApiError::BodyTimeout { .. } => "request_timeout",
+            ApiError::Conflict => "conflict",
             ApiError::NotReady => "loading",
             ApiError::Overloaded { reason, .. } => reason,
             ApiError::Internal(_) => "internal_error",
@@ -102,6 +101,13 @@ impl ApiError {
             ApiError::Overloaded { reason: "queue_full", .. } => {
                 "Every worker is busy and the queue is full; retry after the time in Retry-After.".into()
             }
+            ApiError::Overloaded { reason: "too_many_requests", .. } => {
+                "The agent is handling as many requests as it takes at once; retry after the time in Retry-After."
+                    .into()
+            }
+            ApiError::Conflict => "This task and phase were already dispatched with a different body; a retry \
+                                   must send the same body, and a new task needs a new task_id."
+                .into(),
             ApiError::Overloaded { .. } => {
                 "The queued work would not leave time to answer before this task's deadline; retry after the time in Retry-After.".into()
             }

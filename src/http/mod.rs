@@ -1,40 +1,51 @@
-//! The HTTP face of the agent: `POST /execute`, `GET /health`, `GET /metrics`, at the root and
-//! under the configured prefix. `/execute` runs, in order: body-size limit → authentication on
-//! the raw bytes → lenient parse → idempotency → pipeline; a brief with a callback is answered
-//! 202 and worked on in the background (`async_mode`). `/health` reads a readiness flag and
-//! never waits on a worker. Served over plain HTTP or, with a certificate, HTTPS (rustls).
-//! Shutdown stops accepting, lets in-flight requests finish and async tasks deliver within the
-//! drain deadline, closes what is left, then returns.
+//! The HTTP face of the agent: `POST /execute` and `GET /health`, at the root and under the
+//! configured prefix (`/metrics` has a listener of its own, see [`observability`]). `/execute` runs,
+//! in order: the key and the signature's headers → the body, within its size and time limits →
+//! the HMAC of the raw bytes → lenient parse → the task-id header against the body → idempotency
+//! (bound to the body's digest) → pipeline; a brief with a callback is answered 202 and worked on
+//! in the background (`async_mode`). At most `--max-in-flight` `/execute` requests are handled at
+//! once, and a handler that panics answers 500. `/health` reads a readiness flag and never waits
+//! on a worker. Served over plain HTTP or, with a certificate, HTTPS (rustls), HTTP/1.1 only,
+//! with the connection and time limits of [`limits`]. Shutdown stops accepting, lets in-flight
+//! requests finish and async tasks deliver within the drain deadline, closes what is left, then
+//! returns.
 
 mod async_mode;
 pub mod auth;
 mod error;
+mod limits;
+mod observability;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_server::tls_rustls::RustlsConfig;
-use metrics_exporter_prometheus::PrometheusHandle;
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 pub use error::ApiError;
+pub use observability::{metrics_router, serve_metrics};
 
 use crate::config::{ServerConfig, TlsFiles};
-use crate::idempotency::{IdempotencyCache, Origin};
+use crate::idempotency::{BodyDigest, IdempotencyCache, IdempotencyError, Origin};
 use crate::pipeline::Pipeline;
-use crate::protocol::{Brief, ExecuteResponse, parse_brief};
+use crate::protocol::{Brief, ExecuteResponse, check_task_id_header, parse_brief};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -45,18 +56,17 @@ pub struct AppState {
     idempotency: Arc<IdempotencyCache>,
     /// Async tasks working or delivering their callback.
     background: Arc<async_mode::BackgroundTasks>,
-    metrics: PrometheusHandle,
 }
 
 impl AppState {
     pub fn new(config: ServerConfig) -> Self {
         let idempotency = IdempotencyCache::new(config.idempotency_capacity, config.idempotency_ttl);
+        let background = async_mode::BackgroundTasks::new(config.callbacks.clone());
         Self {
             config: Arc::new(config),
             pipeline: Arc::new(OnceLock::new()),
             idempotency: Arc::new(idempotency),
-            background: Arc::default(),
-            metrics: crate::telemetry::metrics_handle(),
+            background: Arc::new(background),
         }
     }
 
@@ -68,12 +78,23 @@ impl AppState {
     }
 }
 
+/// How long a caller refused for too many requests in flight should wait: a request finishes,
+/// or is refused by admission, within moments.
+const IN_FLIGHT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// The routes, at the root and (when configured) under the path prefix.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/execute", post(execute))
-        .route("/health", get(health))
-        .route("/metrics", get(render_metrics));
+    // One limit for `/execute` under every prefix: the semaphore is shared, not the layer.
+    let in_flight = Arc::new(Semaphore::new(state.config.max_in_flight));
+    let execute_route = post(execute).layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                ApiError::Overloaded { reason: "too_many_requests", retry_after: IN_FLIGHT_RETRY_AFTER }
+            }))
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight)),
+    );
+    let routes = Router::new().route("/execute", execute_route).route("/health", get(health));
     let routes = match &state.config.path_prefix {
         Some(prefix) => routes.clone().nest(prefix, routes),
         None => routes,
@@ -81,22 +102,29 @@ pub fn router(state: AppState) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn(record_request_metrics))
+        .layer(middleware::from_fn(observability::record_request_metrics))
+        // A bug must cost one request its answer, in our error format, and nothing else.
+        .layer(CatchPanicLayer::custom(|_panic| {
+            ApiError::Internal("a request handler panicked".into()).into_response()
+        }))
         // Failures are logged once, at the right level, where ApiError becomes a response.
         .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }
 
 /// The rustls configuration for `files`, read once at start-up so a bad certificate or key is a
-/// clear start-up error rather than a failed handshake later.
+/// clear start-up error rather than a failed handshake later. It offers HTTP/1.1 only, the one
+/// protocol served (see [`limits`]).
 pub async fn load_tls(files: &TlsFiles) -> Result<RustlsConfig, std::io::Error> {
-    RustlsConfig::from_pem_file(&files.cert, &files.key).await.map_err(|e| {
+    let loaded = RustlsConfig::from_pem_file(&files.cert, &files.key).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("cannot use {} and {} for TLS: {e}", files.cert.display(), files.key.display()),
         )
-    })
+    })?;
+    let mut config = (*loaded.get_inner()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(config)))
 }
 
 /// Serve on `listener` (HTTPS when `tls` is given) until `shutdown` resolves; then stop
@@ -122,11 +150,16 @@ pub async fn serve(
             handle.graceful_shutdown(Some(drain));
         }
     });
+    let header_timeout = state.config.header_timeout;
+    let connections = limits::ConnectionLimit::new(DefaultAcceptor, state.config.max_connections, "api");
     let app = router(state).into_make_service();
-    let listener = listener.into_std()?;
+    let server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
     match tls {
-        Some(tls) => axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app).await?,
-        None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await?,
+        Some(tls) => {
+            let acceptor = RustlsAcceptor::new(tls).handshake_timeout(header_timeout).acceptor(connections);
+            limits::with_timeouts(server.acceptor(acceptor), header_timeout).serve(app).await?
+        }
+        None => limits::with_timeouts(server.acceptor(connections), header_timeout).serve(app).await?,
     }
     // Every connection is closed; async tasks may still be working or delivering.
     let left =
@@ -141,36 +174,37 @@ pub async fn serve(
     Ok(())
 }
 
-async fn execute(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+fn count_auth_failure(reason: &auth::AuthError) {
+    metrics::counter!("bidder_auth_failures_total", "reason" => reason.reason()).increment(1);
+}
+
+async fn execute(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let received = Instant::now();
-    let body = body.map_err(|rejection| ApiError::from_body_rejection(rejection, state.config.max_body_bytes))?;
-    auth::verify_request(&state.config.auth, &headers, &body, SystemTime::now()).inspect_err(|reason| {
-        metrics::counter!("bidder_auth_failures_total", "reason" => reason.reason()).increment(1);
-    })?;
+    let config = &state.config;
+    // A caller without the key is refused before a byte of its body is read.
+    let signature = auth::verify_headers(&config.auth, &headers, SystemTime::now()).inspect_err(count_auth_failure)?;
+    let body = limits::read_body(body, &headers, config.max_body_bytes, config.body_timeout).await?;
+    signature.verify_body(&config.auth, &body).inspect_err(count_auth_failure)?;
     let brief = parse_brief(&body)?;
-    if let Some(header_id) = headers.get(auth::TASK_ID_HEADER).and_then(|v| v.to_str().ok())
-        && header_id != brief.task_id
-    {
-        tracing::warn!(header_id, task_id = %brief.task_id, "X-AITasker-Task-ID differs from the body's task_id; using the body's");
-    }
+    check_task_id_header(headers.get(auth::TASK_ID_HEADER).map(|v| v.as_bytes()), &brief)?;
     let pipeline = state.pipeline.get().ok_or(ApiError::NotReady)?;
+    let digest = BodyDigest::of(&body);
     let span = task_span(&brief);
     if brief.callback.is_some() {
-        return async_mode::accept(&state, brief, received, span);
+        return async_mode::accept(&state, brief, digest, received, span).await;
     }
     let answered = state
         .idempotency
-        .get_or_run(&brief.task_id, brief.phase, pipeline.execute(&brief, received))
+        .get_or_run(&brief.task_id, brief.phase, digest, pipeline.execute(&brief, received))
         .instrument(span.clone())
         .await;
     let (response, origin) = match answered {
         Ok(answered) => answered,
         Err(err) => {
-            let err = ApiError::from_pipeline(&err);
+            let err = match err {
+                IdempotencyError::Conflict => ApiError::Conflict,
+                IdempotencyError::Failed(err) => ApiError::from_pipeline(&err),
+            };
             span.record("outcome", err.code());
             // Turned into a response (and logged) inside the task's span.
             let _entered = span.enter();
@@ -239,22 +273,4 @@ async fn health(State(state): State<AppState>) -> Response {
         "models": pipeline.models(),
     }))
     .into_response()
-}
-
-async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.metrics.render()
-}
-
-/// Count requests by matched route and status, and time them.
-async fn record_request_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route =
-        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("bidder_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("bidder_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
-    response
 }

@@ -55,6 +55,8 @@ pub enum ProtocolError {
     InvalidField { field: &'static str, expected: &'static str },
     #[error("unknown phase {0:?}: expected \"prototype\" or \"final\" (or \"delivery\")")]
     UnknownPhase(String),
+    #[error("the X-AITasker-Task-ID header names a different task than the body's task_id")]
+    TaskIdMismatch,
 }
 
 impl ProtocolError {
@@ -66,6 +68,7 @@ impl ProtocolError {
             ProtocolError::MissingField(_) => "missing_field",
             ProtocolError::InvalidField { .. } => "invalid_field",
             ProtocolError::UnknownPhase(_) => "unknown_phase",
+            ProtocolError::TaskIdMismatch => "task_id_mismatch",
         }
     }
 }
@@ -207,6 +210,22 @@ const KNOWN_FIELDS: &[&str] = &[
 /// Longest task id we accept: it keys the idempotency cache and appears in logs.
 const MAX_TASK_ID_CHARS: usize = 200;
 
+/// Fields of the envelope that say which task, which phase and where its answer goes: in the
+/// older `task_spec` form the outer ones win, so a nested field cannot redirect the task the
+/// platform dispatched. Each group is taken whole from one level.
+const ENVELOPE_GROUPS: &[&[&str]] =
+    &[&["task_id"], &["mode", "phase"], &["callback_url", "callback_secret"], &["execution_timeout_seconds"]];
+
+/// The task-id header, when sent, must name the body's task: a body signed for one task and
+/// sent under another's id is refused, not guessed at.
+pub fn check_task_id_header(header: Option<&[u8]>, brief: &Brief) -> Result<(), ProtocolError> {
+    match header {
+        None => Ok(()),
+        Some(value) if std::str::from_utf8(value).is_ok_and(|id| id.trim() == brief.task_id) => Ok(()),
+        Some(_) => Err(ProtocolError::TaskIdMismatch),
+    }
+}
+
 /// Parse and normalise a request body. Malformed JSON and everything else are distinguished so
 /// the caller can answer 400 or 422.
 pub fn parse_brief(body: &[u8]) -> Result<Brief, ProtocolError> {
@@ -214,14 +233,21 @@ pub fn parse_brief(body: &[u8]) -> Result<Brief, ProtocolError> {
     let Value::Object(mut fields) = value else {
         return Err(ProtocolError::NotAnObject);
     };
-    // The older envelope nests the task under `task_spec`; the outer fields (task id, phase)
-    // complete it without overriding it.
+    // The older envelope nests the task under `task_spec`: its content completes the outer
+    // fields, but the envelope's task id, phase and callback are the outer ones when given.
     if let Some(spec) = fields.remove("task_spec") {
         let Value::Object(mut spec) = spec else {
             return Err(ProtocolError::InvalidField { field: "task_spec", expected: "an object" });
         };
+        for group in ENVELOPE_GROUPS {
+            if group.iter().any(|k| fields.contains_key(*k)) {
+                for k in *group {
+                    spec.remove(*k);
+                }
+            }
+        }
         for (k, v) in fields {
-            spec.entry(k).or_insert(v);
+            spec.insert(k, v);
         }
         fields = spec;
     }
@@ -328,8 +354,9 @@ fn attachments(fields: &Map<String, Value>) -> Result<Vec<Attachment>, ProtocolE
 }
 
 /// A callback needs a URL and a secret to sign with; a secret alone asks for nothing and is
-/// ignored (the answer then goes back synchronously). The URL must be HTTPS; plain HTTP is
-/// accepted only to a loopback address, for a receiver on the same machine.
+/// ignored (the answer then goes back synchronously). The URL must be an absolute http(s) URL
+/// with a host; which hosts may be called back is the operator's policy, applied by the HTTP
+/// layer ([`crate::callback::CallbackPolicy`]).
 fn callback(fields: &Map<String, Value>) -> Result<Option<Callback>, ProtocolError> {
     let url = optional_string(fields, "callback_url")?.filter(|s| !s.is_empty());
     let secret = optional_string(fields, "callback_secret")?.filter(|s| !s.is_empty());
@@ -338,20 +365,10 @@ fn callback(fields: &Map<String, Value>) -> Result<Option<Callback>, ProtocolErr
         (Some(url), Some(secret)) => (url, secret),
         (Some(_), None) => return Err(ProtocolError::MissingField("callback_secret")),
     };
-    let invalid = || ProtocolError::InvalidField {
-        field: "callback_url",
-        expected: "an absolute https URL (http only to a loopback address)",
-    };
+    let invalid = || ProtocolError::InvalidField { field: "callback_url", expected: "an absolute https URL" };
     let url = url::Url::parse(&url).map_err(|_| invalid())?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
     match url.scheme() {
-        "https" if url.host().is_some() => Ok(Some(Callback { url, secret })),
-        "http" if loopback => Ok(Some(Callback { url, secret })),
+        "https" | "http" if url.host().is_some() => Ok(Some(Callback { url, secret })),
         _ => Err(invalid()),
     }
 }
@@ -442,6 +459,43 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((brief.title.as_str(), brief.phase, brief.budget_usd), ("Blog", Phase::Final, Some(25.0)));
+        // Nested alone, the envelope's fields are read from the spec.
+        let nested = parse(json!({"task_spec": {"task_id": "t-3", "phase": "final", "title": "Blog"}})).unwrap();
+        assert_eq!((nested.task_id.as_str(), nested.phase), ("t-3", Phase::Final));
+    }
+
+    #[test]
+    fn the_outer_task_id_phase_and_callback_win_over_task_specs() {
+        let brief = parse(json!({
+            "task_id": "outer", "phase": "prototype",
+            "callback_url": "https://platform.example/cb", "callback_secret": "outer-secret",
+            "task_spec": {
+                "task_id": "inner", "mode": "final", "title": "Blog",
+                "callback_url": "https://attacker.example/cb", "callback_secret": "inner-secret"
+            }
+        }))
+        .unwrap();
+        assert_eq!((brief.task_id.as_str(), brief.phase), ("outer", Phase::Prototype));
+        let callback = brief.callback.unwrap();
+        assert_eq!((callback.url.as_str(), callback.secret.as_str()), ("https://platform.example/cb", "outer-secret"));
+        // A callback is one field group: an outer URL is never paired with an inner secret.
+        let err = parse(json!({
+            "task_id": "outer", "mode": "final", "callback_url": "https://platform.example/cb",
+            "task_spec": {"title": "Blog", "callback_secret": "inner-secret"}
+        }))
+        .unwrap_err();
+        assert!(matches!(err, ProtocolError::MissingField("callback_secret")), "{err}");
+    }
+
+    #[test]
+    fn a_task_id_header_must_name_the_bodys_task() {
+        let brief = parse(minimal()).unwrap();
+        assert!(check_task_id_header(None, &brief).is_ok());
+        assert!(check_task_id_header(Some(b"t-1"), &brief).is_ok());
+        assert!(matches!(check_task_id_header(Some(b"t-2"), &brief), Err(ProtocolError::TaskIdMismatch)));
+        assert!(matches!(check_task_id_header(Some(b""), &brief), Err(ProtocolError::TaskIdMismatch)));
+        assert!(matches!(check_task_id_header(Some(b"\xff"), &brief), Err(ProtocolError::TaskIdMismatch)));
+        assert_eq!(ProtocolError::TaskIdMismatch.code(), "task_id_mismatch");
     }
 
     #[test]
@@ -470,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn a_callback_needs_both_fields_and_a_safe_url_and_its_secret_never_prints() {
+    fn a_callback_needs_both_fields_and_an_http_url_and_its_secret_never_prints() {
         let with =
             |extra: &str| parse_brief(format!(r#"{{"task_id":"t","mode":"final","title":"T"{extra}}}"#).as_bytes());
         let brief =
@@ -479,10 +533,11 @@ mod tests {
         assert_eq!(callback.url.as_str(), "https://platform.example/cb?t=1");
         assert!(!format!("{brief:?}").contains("s3cr3t-value"), "{brief:?}");
         assert!(brief.extra_context.is_empty(), "callback fields are not context: {:?}", brief.extra_context);
+        // Which hosts may be called back is the HTTP layer's policy (callback::CallbackPolicy).
         assert!(with(r#","callback_url":"http://127.0.0.1:9/cb","callback_secret":"s""#).unwrap().callback.is_some());
         for bad in [
-            r#","callback_url":"http://platform.example/cb","callback_secret":"s""#,
             r#","callback_url":"ftp://platform.example/cb","callback_secret":"s""#,
+            r#","callback_url":"mailto:ops@platform.example","callback_secret":"s""#,
             r#","callback_url":"/relative","callback_secret":"s""#,
             r#","callback_url":"https://platform.example/cb""#,
         ] {

@@ -5,5 +5,5 @@
 mod brief;
 mod response;
 
-pub use brief::{Attachment, Brief, Callback, Phase, ProtocolError, Requirement, parse_brief};
+pub use brief::{Attachment, Brief, Callback, Phase, ProtocolError, Requirement, check_task_id_header, parse_brief};
 pub use response::{Artifact, Check, ExecuteResponse, ResponseMetadata, TokenUsage};

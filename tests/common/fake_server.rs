@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsConfig;
+use bidder::callback::CallbackPolicy;
 use bidder::config::{AuthConfig, Secret, ServerConfig, StrategyConfig};
+use bidder::egress::AllowList;
 use bidder::engine::fake::FakeGenerator;
 use bidder::http::{self, AppState};
 use bidder::pipeline::{PhaseRoutes, Pipeline};
@@ -16,6 +18,8 @@ use super::{API_KEY, SECRET_CURRENT, SECRET_PENDING};
 
 pub struct TestServer {
     pub url: String,
+    /// The metrics listener's base URL (`/metrics` is never served on `url`).
+    pub metrics_url: String,
     pub state: AppState,
     pub fake: FakeGenerator,
     pub strategy: StrategyConfig,
@@ -39,7 +43,28 @@ pub fn server_config() -> ServerConfig {
         idempotency_ttl: Duration::from_secs(60),
         idempotency_capacity: 100,
         tls: None,
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(30),
+        max_connections: 1024,
+        max_in_flight: 256,
+        // The tests start their own metrics listener on a free port.
+        metrics_listen: None,
+        callbacks: CallbackPolicy::default(),
     }
+}
+
+/// The test configuration, with callbacks allowed to the origins of `urls` (receivers a test
+/// runs on 127.0.0.1, which the guard refuses otherwise).
+pub fn config_allowing_callbacks(urls: &[&str]) -> ServerConfig {
+    let origins: Vec<String> = urls
+        .iter()
+        .map(|url| {
+            let url = reqwest::Url::parse(url).unwrap();
+            format!("{}://{}:{}", url.scheme(), url.host_str().unwrap(), url.port_or_known_default().unwrap())
+        })
+        .collect();
+    let callbacks = CallbackPolicy { allow: AllowList::parse(&origins).unwrap(), domains: Vec::new() };
+    ServerConfig { callbacks, ..server_config() }
 }
 
 impl TestServer {
@@ -63,7 +88,10 @@ impl TestServer {
         let server = tokio::spawn(http::serve(listener, state.clone(), tls, async move {
             let _ = stopped.await;
         }));
-        Self { url, state, fake, strategy, stop: Some(stop), server }
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_url = format!("http://{}", metrics.local_addr().unwrap());
+        tokio::spawn(http::serve_metrics(metrics, bidder::telemetry::metrics_handle()));
+        Self { url, metrics_url, state, fake, strategy, stop: Some(stop), server }
     }
 
     pub fn ready(&self) {
@@ -71,9 +99,19 @@ impl TestServer {
     }
 
     pub async fn start(fake: FakeGenerator) -> Self {
-        let server = Self::loading(fake, StrategyConfig::default(), server_config()).await;
+        Self::start_with(fake, server_config()).await
+    }
+
+    /// A ready server with `config`.
+    pub async fn start_with(fake: FakeGenerator, config: ServerConfig) -> Self {
+        let server = Self::loading(fake, StrategyConfig::default(), config).await;
         server.ready();
         server
+    }
+
+    /// The text of `/metrics`, from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        client().get(format!("{}/metrics", self.metrics_url)).send().await.unwrap().text().await.unwrap()
     }
 }
 
