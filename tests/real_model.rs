@@ -8,11 +8,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::real_server::*;
 use common::*;
 use serde_json::Value;
 
@@ -21,87 +22,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn take_turn() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn model_path() -> PathBuf {
-    let path = repo_path("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.is_file(), "{} is missing: run scripts/fetch-models.sh first", path.display());
-    path
-}
-
-fn bidder() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bidder"));
-    command.env_remove("RUST_LOG").env("BIDDER_MODEL", model_path());
-    command
-}
-
-/// A `bidder serve` child process; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    log: tempfile::NamedTempFile,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Self {
-        Self::start_logging(args, "info")
-    }
-
-    fn start_logging(args: &[&str], rust_log: &str) -> Self {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = bidder()
-            .env("RUST_LOG", rust_log)
-            .args(["serve", "--listen", "127.0.0.1:0", "--api-key", API_KEY, "--signing-secrets"])
-            .arg(format!("{SECRET_CURRENT},{SECRET_PENDING}"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .expect("bidder starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("bidder listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Self { child, url, log }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-
-    /// Poll `/health` until it says ok; returns every status seen on the way.
-    async fn wait_until_ready(&self) -> Vec<u16> {
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        let mut seen = Vec::new();
-        loop {
-            let response = client.get(format!("{}/health", self.url)).send().await.expect("health answers");
-            let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap();
-            seen.push(status);
-            match status {
-                200 => {
-                    assert_eq!(body["status"], "ok");
-                    return seen;
-                }
-                503 => assert_eq!(body["status"], "loading"),
-                other => panic!("unexpected health status {other}: {body}"),
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "not ready after 60 s:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Words of the brief a relevant answer is expected to reuse: long, distinctive ones.

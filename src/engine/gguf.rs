@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
@@ -29,15 +30,51 @@ const PROMPT_HEAD_KEEP: usize = 96;
 /// Names of end-of-turn tokens across families; whichever exist in the vocabulary stop decoding.
 const END_OF_TURN_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "</s>"];
 
+/// Put inside the text of a special token found in message content, so the tokenizer reads it
+/// as the plain characters it is: invisible, and no tokenizer strips it before matching.
+const SPECIAL_TOKEN_BREAK: char = '\u{200B}';
+
 /// Text to token ids and back for one model: its tokenizer and chat template. Shared between
 /// the caller's side (admission needs the prompt length) and the workers.
 pub struct PromptEncoder {
     tokenizer: Tokenizer,
     template: ChatTemplate,
     bos_to_prepend: Option<u32>,
+    /// Finds the text of the vocabulary's special tokens (`<|im_end|>`, `</s>`, …) in content.
+    special_tokens: Option<AhoCorasick>,
 }
 
 impl PromptEncoder {
+    /// The tokenizer and chat template of a GGUF's metadata.
+    fn from_metadata(path: &Path, md: &HashMap<String, Value>) -> Result<Self, EngineError> {
+        let tokenizer = tokenizer::for_gguf(path, md).map_err(|e| load_error(path, e))?;
+        let token_text = |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default();
+        let bos_id = metadata_u32(md, "tokenizer.ggml.bos_token_id");
+        let eos_id = metadata_u32(md, "tokenizer.ggml.eos_token_id");
+        let template_source = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok());
+        let template = ChatTemplate::new(template_source.map(String::as_str), &token_text(bos_id), &token_text(eos_id))
+            .map_err(|e| load_error(path, e))?;
+        let specials: Vec<String> =
+            tokenizer.get_added_tokens_decoder().into_values().filter(|t| t.special).map(|t| t.content).collect();
+        let special_tokens = match specials.is_empty() {
+            true => None,
+            false => Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&specials)
+                    .map_err(|e| load_error(path, format!("indexing the special tokens: {e}")))?,
+            ),
+        };
+        let bos_to_prepend = bos_id.filter(|_| tokenizer::adds_bos(md));
+        Ok(Self { tokenizer, template, bos_to_prepend, special_tokens })
+    }
+
+    /// The encoder of a GGUF file, without loading its weights.
+    pub fn from_gguf(path: &Path) -> Result<Self, EngineError> {
+        let (content, _) = read_content(path)?;
+        Self::from_metadata(path, &content.metadata)
+    }
+
     /// The prompt's token ids: the rendered chat template, special tokens matched whole.
     pub fn encode(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
         self.encode_with_prefix(messages, "")
@@ -45,10 +82,15 @@ impl PromptEncoder {
 
     /// As [`encode`](Self::encode), with the assistant's answer already begun by
     /// `response_prefix` (tokenized together with the template, so the seam splits the way
-    /// the model saw in training).
+    /// the model saw in training). Only the template makes special tokens: in the messages and
+    /// the prefix — where the buyer's words go — their text is [`defused`](Self::defuse).
     pub fn encode_with_prefix(&self, messages: &[ChatMessage], response_prefix: &str) -> Result<Vec<u32>, EngineError> {
-        let mut text = self.template.render(messages)?;
-        text.push_str(response_prefix);
+        let messages: Vec<ChatMessage> = messages
+            .iter()
+            .map(|m| ChatMessage { role: m.role.clone(), content: self.defuse(&m.content).into_owned() })
+            .collect();
+        let mut text = self.template.render(&messages)?;
+        text.push_str(&self.defuse(response_prefix));
         let encoding =
             self.tokenizer.encode(text.as_str(), false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         let mut ids = encoding.get_ids().to_vec();
@@ -62,6 +104,26 @@ impl PromptEncoder {
 
     fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
         self.tokenizer.decode(ids, true).map_err(|e| EngineError::Tokenizer(e.to_string()))
+    }
+
+    /// `text` with every special token's text broken by [`SPECIAL_TOKEN_BREAK`] after its first
+    /// character, so that `<|im_end|><|im_start|>system` in a brief stays words, never a turn.
+    fn defuse<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let Some(specials) = &self.special_tokens else { return text.into() };
+        let mut found = specials.find_iter(text).peekable();
+        if found.peek().is_none() {
+            return text.into();
+        }
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut copied = 0;
+        for special in found {
+            let first_char = text[special.start()..].chars().next().map_or(0, char::len_utf8);
+            out.push_str(&text[copied..special.start() + first_char]);
+            out.push(SPECIAL_TOKEN_BREAK);
+            copied = special.start() + first_char;
+        }
+        out.push_str(&text[copied..]);
+        out.into()
     }
 }
 
@@ -117,27 +179,19 @@ impl GgufModel {
             .cloned()
             .ok_or_else(|| load_error(path, "GGUF metadata lacks general.architecture"))?;
         architecture::ensure_supported(&architecture).map_err(|e| load_error(path, e))?;
-        let tokenizer = tokenizer::for_gguf(path, md).map_err(|e| load_error(path, e))?;
-        let token_text = |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default();
-        let bos_id = metadata_u32(md, "tokenizer.ggml.bos_token_id");
-        let eos_id = metadata_u32(md, "tokenizer.ggml.eos_token_id");
-        let template_source = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok());
-        let template = ChatTemplate::new(template_source.map(String::as_str), &token_text(bos_id), &token_text(eos_id))
-            .map_err(|e| load_error(path, e))?;
-
-        let mut stop_tokens: Vec<u32> = eos_id.into_iter().collect();
-        stop_tokens.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)));
+        let encoder = PromptEncoder::from_metadata(path, md)?;
+        let mut stop_tokens: Vec<u32> = metadata_u32(md, "tokenizer.ggml.eos_token_id").into_iter().collect();
+        stop_tokens.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| encoder.tokenizer.token_to_id(t)));
         stop_tokens.sort_unstable();
         stop_tokens.dedup();
 
-        let add_bos = tokenizer::adds_bos(md);
         let context_len = ModelWeights::context_length(&architecture, &content);
         let weights = ModelWeights::load(&architecture, content, &mut reader, context_len, device, options)
             .map_err(|e| load_error(path, e))?;
         let name = model_name(path);
         Ok(Self {
             weights,
-            encoder: Arc::new(PromptEncoder { tokenizer, template, bos_to_prepend: bos_id.filter(|_| add_bos) }),
+            encoder: Arc::new(encoder),
             stop_tokens,
             context_len,
             name,

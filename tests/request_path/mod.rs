@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, HeaderValue};
 use bidder::config::{AuthConfig, Secret, StrategyConfig};
 use bidder::http::auth::{self, AuthError};
-use bidder::protocol::{Brief, Phase, ProtocolError, Requirement, parse_brief};
+use bidder::protocol::{Brief, Phase, ProtocolError, Requirement, check_task_id_header, parse_brief};
 use bidder::strategy::requirements::{Requirements, TaskFamily};
 use bidder::strategy::{self, checks, data, pricing};
 use serde_json::Value;
@@ -67,6 +67,7 @@ impl RawRequest {
 pub fn check(request: &RawRequest) {
     check_auth(&request.headers(), &request.body);
     check_parse(&request.body);
+    check_task_id_header_binding(&request.headers(), &request.body);
     // Briefs carry CSV inline: the table reader must cope with any text, not only descriptions.
     check_table(&String::from_utf8_lossy(&request.body));
 }
@@ -132,6 +133,22 @@ fn check_auth(headers: &HeaderMap, body: &[u8]) {
                 "{name}: a stale timestamp verified"
             );
         }
+    }
+}
+
+/// The task-id header binds a body to its task: absent or naming the body's own task id it is
+/// accepted, naming anything else it is refused.
+fn check_task_id_header_binding(headers: &HeaderMap, body: &[u8]) {
+    let Ok(brief) = parse_brief(body) else { return };
+    assert!(check_task_id_header(None, &brief).is_ok(), "a request without the header was refused");
+    assert!(
+        check_task_id_header(Some(brief.task_id.as_bytes()), &brief).is_ok(),
+        "the platform's own header (the body's task id) was refused"
+    );
+    if let Some(header) = headers.get(auth::TASK_ID_HEADER) {
+        let names_the_task = std::str::from_utf8(header.as_bytes()).is_ok_and(|h| h.trim() == brief.task_id);
+        let verdict = check_task_id_header(Some(header.as_bytes()), &brief);
+        assert_eq!(verdict.is_ok(), names_the_task, "task-id header {header:?} for task {:?}", brief.task_id);
     }
 }
 
