@@ -60,26 +60,13 @@ impl IdempotencyCache {
         Self { responses: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(), in_flight: Arc::default() }
     }
 
-    /// The stored response for this task and phase if `body` is the one that produced it;
-    /// `Ok(None)` when nothing is stored or running; a conflict when another body owns it.
-    pub async fn lookup(
-        &self,
-        task_id: &str,
-        phase: Phase,
-        body: BodyDigest,
-    ) -> Result<Option<Arc<ExecuteResponse>>, IdempotencyError<std::convert::Infallible>> {
+    /// Whether this task and phase belong to another body, answered or running.
+    pub async fn conflicts(&self, task_id: &str, phase: Phase, body: BodyDigest) -> bool {
         let key = (task_id.to_string(), phase);
         if let Some(stored) = self.responses.get(&key).await {
-            return if stored.body == body {
-                Ok(Some(stored.response.clone()))
-            } else {
-                Err(IdempotencyError::Conflict)
-            };
+            return stored.body != body;
         }
-        match lock(&self.in_flight).get(&key) {
-            Some((running, _)) if *running != body => Err(IdempotencyError::Conflict),
-            _ => Ok(None),
-        }
+        lock(&self.in_flight).get(&key).is_some_and(|(running, _)| *running != body)
     }
 
     /// The response for `(task_id, phase)` and this `body`: stored, joined while in flight, or
@@ -208,10 +195,10 @@ mod tests {
         assert!(matches!(replay, Ok((_, Origin::Duplicate))), "no new work for the same body");
         let other = cache.get_or_run("t", Phase::Prototype, second, async { Ok::<_, ()>(response_for("t")) }).await;
         assert!(matches!(other, Err(IdempotencyError::Conflict)));
-        assert!(matches!(cache.lookup("t", Phase::Prototype, second).await, Err(IdempotencyError::Conflict)));
-        assert!(cache.lookup("t", Phase::Prototype, first).await.unwrap().is_some());
+        assert!(cache.conflicts("t", Phase::Prototype, second).await);
+        assert!(!cache.conflicts("t", Phase::Prototype, first).await);
         // The other phase is other work.
-        assert!(cache.lookup("t", Phase::Final, second).await.unwrap().is_none());
+        assert!(!cache.conflicts("t", Phase::Final, second).await);
     }
 
     #[tokio::test]

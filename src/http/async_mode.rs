@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use super::{ApiError, AppState, record_answer};
 use crate::callback::{CallbackClient, CallbackError, CallbackPolicy};
-use crate::idempotency::{BodyDigest, IdempotencyError, Origin};
+use crate::idempotency::{BodyDigest, Origin};
 use crate::pipeline::Pipeline;
 use crate::protocol::{Brief, ExecuteResponse, Phase, ProtocolError};
 
@@ -93,14 +93,6 @@ impl Drop for RunningGuard {
     }
 }
 
-/// Why a callback will not be made, as the error the dispatch gets.
-fn forbidden_callback() -> ApiError {
-    ApiError::Brief(ProtocolError::InvalidField {
-        field: "callback_url",
-        expected: "an https URL on a public host this agent may call back",
-    })
-}
-
 /// Take `brief` into the background and answer 202 at once; `body` identifies the dispatch.
 pub(super) async fn accept(
     state: &AppState,
@@ -114,11 +106,14 @@ pub(super) async fn accept(
     };
     if let Err(forbidden) = state.background.callbacks.check(&callback.url) {
         span.in_scope(|| tracing::warn!(reason = %forbidden, "callback URL refused"));
-        return Err(forbidden_callback());
+        return Err(ApiError::Brief(ProtocolError::InvalidField {
+            field: "callback_url",
+            expected: "an https URL on a public host this agent may call back",
+        }));
     }
     // A body that is not the one this task was answered for must not get its answer, here or
     // at its callback.
-    if let Err(IdempotencyError::Conflict) = state.idempotency.lookup(&brief.task_id, brief.phase, body).await {
+    if state.idempotency.conflicts(&brief.task_id, brief.phase, body).await {
         return Err(ApiError::Conflict);
     }
     let acknowledgement =
@@ -223,8 +218,7 @@ async fn answer(
         let run = pipeline.execute(brief, started);
         match state.idempotency.get_or_run(&brief.task_id, brief.phase, body, run).await {
             Ok(answered) => return Ok(answered),
-            Err(IdempotencyError::Conflict) => return Err(ApiError::Conflict),
-            Err(IdempotencyError::Failed(err)) => match ApiError::from_pipeline(&err) {
+            Err(err) => match ApiError::from_idempotency(&err) {
                 ApiError::Overloaded { retry_after, .. }
                     if Instant::now() + retry_after + pipeline.time_budget(brief) <= deadline =>
                 {

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::auth::AuthError;
 use crate::engine::EngineError;
+use crate::idempotency::IdempotencyError;
 use crate::pipeline::PipelineError;
 use crate::protocol::ProtocolError;
 
@@ -57,6 +58,14 @@ impl ApiError {
                 ApiError::Overloaded { reason: reason.as_str(), retry_after: *retry_after }
             }
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+
+    /// What an idempotent run's failure means to the caller: a conflict, or its pipeline's error.
+    pub fn from_idempotency(err: &IdempotencyError<PipelineError>) -> Self {
+        match err {
+            IdempotencyError::Conflict => ApiError::Conflict,
+            IdempotencyError::Failed(err) => ApiError::from_pipeline(err),
         }
     }
 

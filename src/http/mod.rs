@@ -40,10 +40,10 @@ use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 pub use error::ApiError;
-pub use observability::{metrics_router, serve_metrics};
+pub use observability::serve_metrics;
 
 use crate::config::{ServerConfig, TlsFiles};
-use crate::idempotency::{BodyDigest, IdempotencyCache, IdempotencyError, Origin};
+use crate::idempotency::{BodyDigest, IdempotencyCache, Origin};
 use crate::pipeline::Pipeline;
 use crate::protocol::{Brief, ExecuteResponse, check_task_id_header, parse_brief};
 
@@ -102,11 +102,17 @@ pub fn router(state: AppState) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(observability::record_request_metrics))
-        // A bug must cost one request its answer, in our error format, and nothing else.
-        .layer(CatchPanicLayer::custom(|_panic| {
-            ApiError::Internal("a request handler panicked".into()).into_response()
+        // A bug must cost one request its answer, in our error format, and nothing else; inside
+        // the metrics layer, so that answer is counted too.
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            ApiError::Internal(format!("a request handler panicked: {message}")).into_response()
         }))
+        .layer(middleware::from_fn(observability::record_request_metrics))
         // Failures are logged once, at the right level, where ApiError becomes a response.
         .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
@@ -201,10 +207,7 @@ async fn execute(State(state): State<AppState>, headers: HeaderMap, body: Body) 
     let (response, origin) = match answered {
         Ok(answered) => answered,
         Err(err) => {
-            let err = match err {
-                IdempotencyError::Conflict => ApiError::Conflict,
-                IdempotencyError::Failed(err) => ApiError::from_pipeline(&err),
-            };
+            let err = ApiError::from_idempotency(&err);
             span.record("outcome", err.code());
             // Turned into a response (and logged) inside the task's span.
             let _entered = span.enter();

@@ -49,7 +49,7 @@ pub(super) async fn record_request_metrics(request: Request, next: Next) -> Resp
 }
 
 /// The Prometheus endpoint alone: `GET /metrics`, anything else 404 in our error format.
-pub fn metrics_router(handle: PrometheusHandle) -> Router {
+fn metrics_router(handle: PrometheusHandle) -> Router {
     Router::new()
         .route("/metrics", get(|State(handle): State<PrometheusHandle>| async move { handle.render() }))
         .fallback(|| async { ApiError::NotFound.into_response() })

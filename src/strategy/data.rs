@@ -170,6 +170,9 @@ pub struct Analysis {
 /// The first CSV block in `text`: a header line and at least two rows with the same number of
 /// comma-separated fields (two or more).
 pub fn find_table(text: &str) -> Option<Table> {
+    // The CSV reader ends a record at a lone `\r` too: lines must be split the way it splits
+    // them, or a block counted as two columns parses as one.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = text.lines().collect();
     let fields = |line: &str| line.split(',').count();
     let mut start = 0;
@@ -197,8 +200,16 @@ fn parse(block: &str) -> Option<Table> {
     if headers.iter().any(|h| number(h).is_some()) {
         return None;
     }
-    let rows: Vec<Vec<String>> =
-        reader.records().filter_map(Result::ok).map(|r| r.iter().map(str::to_string).collect()).collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .filter_map(Result::ok)
+        .map(|r| r.iter().map(str::to_string).collect::<Vec<_>>())
+        .filter(|r| r.len() == headers.len())
+        .collect();
+    // A quoted field can hold commas: what was counted as columns may parse as fewer.
+    if headers.len() < 2 {
+        return None;
+    }
     // Data has at least one column of numbers; prose with commas has none.
     let has_numbers = (0..headers.len()).any(|c| rows.iter().all(|r| r.get(c).and_then(|v| number(v)).is_some()));
     (rows.len() >= 2 && has_numbers).then_some(Table { headers, rows })
@@ -628,6 +639,18 @@ mod tests {
     fn prose_with_commas_is_not_a_table() {
         assert!(find_table("Hello, world.\nThis, that.\nNo numbers here, really.").is_none());
         assert!(find_table("just one line, two fields").is_none());
+    }
+
+    #[test]
+    fn windows_and_old_mac_line_ends_split_rows_as_the_csv_reader_does() {
+        for text in ["region,total\r\nnorth,10\r\nsouth,7\r\n", "region,total\rnorth,10\rsouth,7"] {
+            let table = find_table(text).unwrap_or_else(|| panic!("no table in {text:?}"));
+            assert_eq!(table.headers, ["region", "total"], "{text:?}");
+            assert_eq!(table.rows, [["north", "10"], ["south", "7"]], "{text:?}");
+        }
+        // Lone carriage returns inside what looked like two-column lines (found by the fuzzer):
+        // one column is not a table.
+        assert!(find_table("{\n   \r\r4\r\r0\r\r \"et_usd\": 7,\n  \"a\"], x\n \"q\": ,{}\n").is_none());
     }
 
     #[test]
