@@ -102,13 +102,20 @@ def cross_check(deployment, hpa):
     grace = pod.get("terminationGracePeriodSeconds", 30)
     if grace <= sleep + drain:
         errors.append(f"terminationGracePeriodSeconds {grace} must exceed preStop sleep {sleep} + BIDDER_DRAIN_SECS {drain}")
-    port = str(main["ports"][0]["containerPort"])
+    ports = {p.get("name"): str(p["containerPort"]) for p in main["ports"]}
+    port, metrics_port = ports.get("http", ""), ports.get("metrics", "")
     annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
-    if annotations.get("prometheus.io/port") != port:
-        errors.append(f"prometheus.io/port must be the container port {port}")
+    if annotations.get("prometheus.io/port") != metrics_port:
+        errors.append(f"prometheus.io/port must be the container port named metrics ({metrics_port or 'none'})")
     listen = env.get("BIDDER_LISTEN", "")
-    if not listen.endswith(":" + port):
-        errors.append(f"BIDDER_LISTEN {listen!r} does not listen on the container port {port}")
+    if not port or not listen.endswith(":" + port):
+        errors.append(f"BIDDER_LISTEN {listen!r} does not listen on the container port named http ({port or 'none'})")
+    metrics_listen = env.get("BIDDER_METRICS_LISTEN", "")
+    if not metrics_port or not metrics_listen.endswith(":" + metrics_port):
+        errors.append(
+            f"BIDDER_METRICS_LISTEN {metrics_listen!r} does not listen on the container port named metrics "
+            f"({metrics_port or 'none'})"
+        )
     if hpa["spec"]["scaleTargetRef"]["name"] != deployment["metadata"]["name"]:
         errors.append("the HPA does not target the Deployment")
     hpa_metrics = {m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"}
