@@ -261,15 +261,15 @@ async fn a_caller_that_disconnects_frees_the_worker() {
     // a moment, or admission would still count the abandoned job as running.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let started = Instant::now();
+    // How long the next task waited for the worker is what tells: its own length varies with
+    // what the model writes, but an abandoned final still running would hold it for most of a
+    // minute.
     let next = fixture_brief("minimal-brief");
     let response = post_execute(&reqwest::Client::new(), &server.url, with_mode(&next, "prototype"), &signed).await;
     assert_eq!(response.status(), 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "the next task waited {:?}: the abandoned one kept the worker",
-        started.elapsed()
-    );
+    let answer: Value = response.json().await.unwrap();
+    let queued = answer["metadata"]["queue_ms"].as_u64().expect("metadata.queue_ms");
+    assert!(queued < 3_000, "the next task waited {queued} ms for the worker: the abandoned one kept it");
     assert!(
         server.logs().contains("generation cancelled"),
         "the worker never saw the cancellation:\n{}",
@@ -378,7 +378,9 @@ async fn a_pool_of_two_models_routes_prototypes_and_finals_both_warm_before_heal
 /// credential (signed and unsigned calls, a wrong key, a bad signature, an async task whose
 /// callback fails and is retried), stop it, and return everything it logged.
 async fn logs_of_a_busy_session(rust_log: &str) -> String {
-    let server = Server::start_logging(&["--log-format", "json"], rust_log);
+    // The callback below goes to a loopback port: an origin the operator must allow.
+    let server =
+        Server::start_logging(&["--log-format", "json", "--callback-allow-hosts", "http://127.0.0.1:9"], rust_log);
     server.wait_until_ready().await;
     let client = reqwest::Client::new();
     let brief = fixture_brief("minimal-brief");
