@@ -68,10 +68,6 @@ impl AllowList {
         Ok(Self(origins))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Whether `url`'s scheme, host and port are those of an entry.
     pub fn allows(&self, url: &Url) -> bool {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
@@ -230,7 +226,7 @@ fn internal_name(name: &str) -> Option<&'static str> {
 }
 
 /// Why `ip` is not a public unicast address, or `None` when it is one.
-pub fn non_public(ip: IpAddr) -> Option<&'static str> {
+fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(ip) => non_public_v4(ip),
         IpAddr::V6(ip) => non_public_v6(ip),
