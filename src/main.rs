@@ -107,6 +107,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         warm_up_ms = report.warm_up.as_millis() as u64,
                         prefill_tps = report.speed.prefill_tps.round(),
                         decode_tps = report.speed.decode_tps.round(),
+                        parameters = report.parameters,
+                        capability = report.capability.as_str(),
                         "model warm"
                     );
                 }

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{PoolConfig, StrategyConfig};
-use crate::engine::{EngineError, FinishReason, LoadReport, LocalEngine, TextGenerator};
+use crate::engine::admission::Speed;
+use crate::engine::{Capability, EngineError, FinishReason, LoadReport, LocalEngine, TextGenerator};
 use crate::protocol::{Artifact, Brief, Check, ExecuteResponse, Phase, ResponseMetadata, TokenUsage};
 use crate::strategy::compose::Writer;
-use crate::strategy::{self, checks, clean, logo, presentation, pricing};
+use crate::strategy::{self, checks, clean, logo, markdown, presentation, pricing};
 
 /// Time kept back from the budget for cleaning, serialising and sending the response.
 const RESPONSE_MARGIN: Duration = Duration::from_millis(750);
@@ -20,6 +21,9 @@ const RESPONSE_MARGIN: Duration = Duration::from_millis(750);
 pub enum PipelineError {
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Every call came back empty: there is no draft to send, only an error.
+    #[error("the model wrote nothing for this brief")]
+    NothingWritten,
 }
 
 /// Which generator serves each phase: typically a fast model for prototypes and a stronger one
@@ -28,6 +32,8 @@ pub enum PipelineError {
 pub struct PhaseRoutes {
     prototype: Arc<dyn TextGenerator>,
     final_delivery: Arc<dyn TextGenerator>,
+    /// Each loaded model's speed, measured while it warmed up.
+    measured: Vec<(String, Speed)>,
 }
 
 /// One model of the pool, for `/health`.
@@ -35,15 +41,23 @@ pub struct PhaseRoutes {
 pub struct RoutedModel {
     pub name: String,
     pub phases: Vec<Phase>,
+    /// How the strategies use it (`basic` or `capable`).
+    pub capability: Capability,
+    /// Tokens per second measured at warm-up (absent for a stand-in engine), so a client can
+    /// size its deadlines to this machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_tokens_per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_tokens_per_second: Option<f64>,
 }
 
 impl PhaseRoutes {
     pub fn single(generator: Arc<dyn TextGenerator>) -> Self {
-        Self { prototype: generator.clone(), final_delivery: generator }
+        Self { prototype: generator.clone(), final_delivery: generator, measured: Vec::new() }
     }
 
     pub fn new(prototype: Arc<dyn TextGenerator>, final_delivery: Arc<dyn TextGenerator>) -> Self {
-        Self { prototype, final_delivery }
+        Self { prototype, final_delivery, measured: Vec::new() }
     }
 
     /// Load and warm every model of `pool` (only the one serving `only`, when given). Blocking.
@@ -64,7 +78,8 @@ impl PhaseRoutes {
             (Some(only), None) | (None, Some(only)) => Self::single(only),
             (None, None) => unreachable!("a validated pool serves every phase"),
         };
-        Ok((routes, reports))
+        let measured = reports.iter().map(|(name, report)| (name.clone(), report.speed)).collect();
+        Ok((Self { measured, ..routes }, reports))
     }
 
     fn for_phase(&self, phase: Phase) -> &Arc<dyn TextGenerator> {
@@ -76,16 +91,21 @@ impl PhaseRoutes {
 
     /// Each distinct model with the phases it serves.
     pub fn models(&self) -> Vec<RoutedModel> {
+        let routed = |generator: &Arc<dyn TextGenerator>, phases: Vec<Phase>| {
+            let name = generator.model_name().to_string();
+            let speed = self.measured.iter().find(|(measured, _)| *measured == name).map(|(_, speed)| *speed);
+            RoutedModel {
+                name,
+                phases,
+                capability: generator.capability(),
+                prefill_tokens_per_second: speed.map(|s| s.prefill_tps.round()),
+                decode_tokens_per_second: speed.map(|s| s.decode_tps.round()),
+            }
+        };
         if Arc::ptr_eq(&self.prototype, &self.final_delivery) {
-            return vec![RoutedModel {
-                name: self.prototype.model_name().into(),
-                phases: vec![Phase::Prototype, Phase::Final],
-            }];
+            return vec![routed(&self.prototype, vec![Phase::Prototype, Phase::Final])];
         }
-        vec![
-            RoutedModel { name: self.prototype.model_name().into(), phases: vec![Phase::Prototype] },
-            RoutedModel { name: self.final_delivery.model_name().into(), phases: vec![Phase::Final] },
-        ]
+        vec![routed(&self.prototype, vec![Phase::Prototype]), routed(&self.final_delivery, vec![Phase::Final])]
     }
 }
 
@@ -136,7 +156,20 @@ impl Pipeline {
         let generation = writer.usage;
 
         let truncated = !draft.complete;
-        let output = draft.text;
+        // Nothing empty is ever delivered: a section or item that could not be written is taken
+        // out, and the checks and the note say so.
+        let (output, mut dropped) = markdown::drop_empty_parts(&draft.text);
+        let mut draft = draft;
+        draft.artifacts.retain(|file| {
+            let empty = file.content.trim().is_empty();
+            if empty {
+                dropped.files.push(file.filename.clone().or(file.title.clone()).unwrap_or_else(|| file.kind.clone()));
+            }
+            !empty
+        });
+        if output.trim().is_empty() && draft.artifacts.is_empty() {
+            return Err(PipelineError::NothingWritten);
+        }
         let words = clean::word_count(&output);
         let title = if brief.title.is_empty() { brief.kind_of_work() } else { brief.title.clone() };
         let text = Artifact::markdown(title, output.clone());
@@ -151,7 +184,20 @@ impl Pipeline {
             .filter(|general| !draft.checks.iter().any(|own| own.name == general.name))
             .collect();
         checks.extend(draft.checks);
-        let mut agent_message = presentation::agent_message(brief, plan.requested_words, words, draft.note.is_some());
+        checks.push(match dropped.is_empty() {
+            true => Check {
+                name: "no_empty_parts".into(),
+                passed: true,
+                detail: "every section, list item and file has content".into(),
+            },
+            false => Check {
+                name: "no_empty_parts".into(),
+                passed: false,
+                detail: format!("could not write {}, so left it out", dropped.describe()),
+            },
+        });
+        let mut agent_message =
+            presentation::agent_message(brief, plan.requested_words, words, draft.note.is_some(), &checks);
         if let Some(note) = draft.note {
             agent_message = format!("{agent_message} {note}");
         }

@@ -33,7 +33,7 @@ async fn health_says_loading_until_the_pipeline_is_ready() {
             body,
             json!({"status": "ok", "agent": "bidder-test", "version": env!("CARGO_PKG_VERSION"),
                    "capabilities": ["writing-translation", "data"],
-                   "models": [{"name": "fake", "phases": ["prototype", "final"]}]})
+                   "models": [{"name": "fake", "phases": ["prototype", "final"], "capability": "basic"}]})
         );
     }
 }

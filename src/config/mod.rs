@@ -21,7 +21,9 @@ pub use pool::{PoolConfig, PooledModel};
 /// budgets must stay well inside it.
 pub const PLATFORM_WINDOW_SECS: u64 = 420;
 
-pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// What `cargo run --release` serves: the strongest instruct model the catalog ships
+/// (`scripts/fetch-models.sh` with no argument fetches it).
+pub const DEFAULT_MODEL_PATH: &str = "models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 
 /// Where `/metrics` is served unless configured: loopback, the port OpenTelemetry's Prometheus
 /// exporters use.
@@ -247,6 +249,11 @@ pub struct ModelArgs {
     /// Jobs that may wait for a worker; beyond this, requests are answered 429 at once.
     #[arg(long, env = "BIDDER_QUEUE_CAPACITY", default_value_t = 8)]
     pub queue_capacity: usize,
+    /// How far the strategies trust the models given by flags: `capable` ones write the whole
+    /// piece and are repaired where a check fails, `basic` ones are led a part at a time.
+    /// Default: from the parameter count (capable from 1B).
+    #[arg(long, env = "BIDDER_CAPABILITY", value_enum)]
+    pub capability: Option<crate::engine::Capability>,
     /// A second GGUF, kept warm beside --model, that serves final deliveries (prototypes stay
     /// on --model).
     #[arg(long, env = "BIDDER_FINAL_MODEL")]
@@ -457,6 +464,8 @@ pub struct EngineConfig {
     pub threads: usize,
     pub workers: usize,
     pub queue_capacity: usize,
+    /// What the strategies trust the model with; `None`: from its parameter count.
+    pub capability: Option<crate::engine::Capability>,
     pub sampling: SamplingConfig,
     pub load: LoadOptions,
 }
@@ -721,6 +730,7 @@ impl ModelArgs {
             threads,
             workers: self.workers,
             queue_capacity: self.queue_capacity,
+            capability: self.capability,
             load: LoadOptions { lean_memory: self.lean_memory },
             sampling: SamplingConfig {
                 temperature: self.temperature,

@@ -13,6 +13,7 @@
 //! phases = ["final"]
 //! workers = 1          # optional, default --workers
 //! queue_capacity = 4   # optional, default --queue-capacity
+//! capability = "capable"   # optional: "basic" | "capable", default from the parameter count
 //! ```
 //!
 //! Relative paths are relative to the working directory, like `--model`. Every phase is served
@@ -62,6 +63,7 @@ struct PoolFileModel {
     phases: Vec<Phase>,
     workers: Option<usize>,
     queue_capacity: Option<usize>,
+    capability: Option<crate::engine::Capability>,
 }
 
 fn both_phases() -> Vec<Phase> {
@@ -111,6 +113,7 @@ impl ModelArgs {
                 let mut engine = self.engine_config("--pool", &entry.path)?;
                 engine.workers = entry.workers.unwrap_or(engine.workers);
                 engine.queue_capacity = entry.queue_capacity.unwrap_or(engine.queue_capacity);
+                engine.capability = entry.capability.or(engine.capability);
                 if engine.workers == 0 || engine.queue_capacity == 0 {
                     return Err(invalid(
                         "--pool",

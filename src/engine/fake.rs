@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{EngineError, FinishReason, Generation, GenerationFuture, GenerationRequest, TextGenerator};
+use super::{Capability, EngineError, FinishReason, Generation, GenerationFuture, GenerationRequest, TextGenerator};
 
 const SENTENCE: &str = "The fake engine writes this sentence for the brief.";
 
@@ -16,12 +16,20 @@ pub struct FakeGenerator {
     word_delay: Duration,
     fail: bool,
     panic: bool,
+    capability: Capability,
     calls: Arc<AtomicUsize>,
 }
 
 impl Default for FakeGenerator {
     fn default() -> Self {
-        Self { words: 45, word_delay: Duration::ZERO, fail: false, panic: false, calls: Arc::default() }
+        Self {
+            words: 45,
+            word_delay: Duration::ZERO,
+            fail: false,
+            panic: false,
+            capability: Capability::Basic,
+            calls: Arc::default(),
+        }
     }
 }
 
@@ -35,6 +43,12 @@ impl FakeGenerator {
     /// Time taken per word.
     pub fn with_word_delay(mut self, delay: Duration) -> Self {
         self.word_delay = delay;
+        self
+    }
+
+    /// Present itself to the strategies as a model of this level.
+    pub fn with_capability(mut self, capability: Capability) -> Self {
+        self.capability = capability;
         self
     }
 
@@ -72,6 +86,10 @@ impl FakeGenerator {
 impl TextGenerator for FakeGenerator {
     fn model_name(&self) -> &str {
         "fake"
+    }
+
+    fn capability(&self) -> Capability {
+        self.capability
     }
 
     fn generate(&self, request: GenerationRequest) -> GenerationFuture {
@@ -113,6 +131,61 @@ impl TextGenerator for FakeGenerator {
                 queued: Duration::ZERO,
                 prefill: Duration::ZERO,
                 decode: started.elapsed(),
+            })
+        })
+    }
+}
+
+/// A [`TextGenerator`] that replays queued replies in order, for testing a strategy's repair
+/// path without the real model: each call takes the next reply (an empty one once the queue is
+/// spent, as a model that writes nothing would), and every prompt is kept for the test to read.
+#[derive(Debug, Clone)]
+pub struct ScriptedGenerator {
+    replies: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+    prompts: Arc<std::sync::Mutex<Vec<String>>>,
+    capability: Capability,
+}
+
+impl ScriptedGenerator {
+    pub fn new(capability: Capability, replies: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            replies: Arc::new(std::sync::Mutex::new(replies.into_iter().map(Into::into).collect())),
+            prompts: Arc::default(),
+            capability,
+        }
+    }
+
+    /// The last user message of every call so far, in order.
+    pub fn prompts(&self) -> Vec<String> {
+        self.prompts.lock().expect("no test panics while holding it").clone()
+    }
+}
+
+impl TextGenerator for ScriptedGenerator {
+    fn model_name(&self) -> &str {
+        "scripted"
+    }
+
+    fn capability(&self) -> Capability {
+        self.capability
+    }
+
+    fn generate(&self, request: GenerationRequest) -> GenerationFuture {
+        let user = request.messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone());
+        self.prompts.lock().expect("no test panics while holding it").push(user.unwrap_or_default());
+        let reply = self.replies.lock().expect("no test panics while holding it").pop_front().unwrap_or_default();
+        // The engine returns only what follows the response prefix; so does this stand-in.
+        let text = reply.strip_prefix(request.response_prefix.as_str()).unwrap_or(&reply).to_string();
+        let output_tokens = text.split_whitespace().count();
+        Box::pin(async move {
+            Ok(Generation {
+                text,
+                input_tokens: 0,
+                output_tokens,
+                finish: FinishReason::Eos,
+                queued: Duration::ZERO,
+                prefill: Duration::ZERO,
+                decode: Duration::from_millis(1),
             })
         })
     }

@@ -134,6 +134,7 @@ pub struct GgufModel {
     context_len: usize,
     name: String,
     architecture: String,
+    parameters: u64,
     device: Device,
 }
 
@@ -185,6 +186,7 @@ impl GgufModel {
         stop_tokens.sort_unstable();
         stop_tokens.dedup();
 
+        let parameters = content.tensor_infos.values().map(|t| t.shape.elem_count() as u64).sum();
         let context_len = ModelWeights::context_length(&architecture, &content);
         let weights = ModelWeights::load(&architecture, content, &mut reader, context_len, device, options)
             .map_err(|e| load_error(path, e))?;
@@ -196,12 +198,19 @@ impl GgufModel {
             context_len,
             name,
             architecture,
+            parameters,
             device: device.clone(),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How many weights the model has (every tensor's elements), which sets its default
+    /// [`Capability`](super::Capability).
+    pub fn parameters(&self) -> u64 {
+        self.parameters
     }
 
     /// `general.architecture` of the file, e.g. `llama` or `qwen2`.

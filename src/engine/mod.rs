@@ -153,10 +153,43 @@ impl From<candle_core::Error> for EngineError {
 
 pub type GenerationFuture = Pin<Box<dyn Future<Output = Result<Generation, EngineError>> + Send>>;
 
+/// How far a model can be trusted to write on its own, which decides how the strategies use it:
+/// a capable model writes the whole piece from the whole brief and our checks direct its repairs;
+/// a basic one is led a part at a time, with the crutches a model that cannot yet write needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    Basic,
+    Capable,
+}
+
+impl Capability {
+    /// From this many parameters a model writes coherent, instruction-following prose (the
+    /// 1.5B Qwen does; the 135M SmolLM2 and the 0.5B Qwen do not, judged on the fixture briefs).
+    pub const CAPABLE_FROM_PARAMETERS: u64 = 1_000_000_000;
+
+    /// The level a model of `parameters` weights is trusted with unless configured.
+    pub fn from_parameters(parameters: u64) -> Self {
+        match parameters >= Self::CAPABLE_FROM_PARAMETERS {
+            true => Capability::Capable,
+            false => Capability::Basic,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Basic => "basic",
+            Capability::Capable => "capable",
+        }
+    }
+}
+
 /// The seam between the service and inference (like TGI's router `Backend`). Dropping the
 /// returned future cancels the generation.
 pub trait TextGenerator: Send + Sync + 'static {
     /// A short name of the model for metadata and logs.
     fn model_name(&self) -> &str;
+    /// How the strategies may use this model.
+    fn capability(&self) -> Capability;
     fn generate(&self, request: GenerationRequest) -> GenerationFuture;
 }

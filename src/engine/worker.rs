@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use super::admission::{AdmissionQueue, Job, Speed};
 use super::chat_template::ChatMessage;
 use super::gguf::{GgufModel, PromptEncoder, model_name};
-use super::{EngineError, Generation, GenerationFuture, GenerationRequest, TextGenerator};
+use super::{Capability, EngineError, Generation, GenerationFuture, GenerationRequest, TextGenerator};
 use candle_core::Device;
 
 use crate::config::{DeviceChoice, EngineConfig, SamplingConfig};
@@ -34,6 +34,7 @@ pub struct LocalEngine {
     queue: Arc<AdmissionQueue>,
     encoder: Arc<PromptEncoder>,
     model_name: String,
+    capability: Capability,
 }
 
 /// How long loading and warming up took, and the speed measured while warming up.
@@ -42,6 +43,10 @@ pub struct LoadReport {
     pub load: Duration,
     pub warm_up: Duration,
     pub speed: Speed,
+    /// The model's weights, counted at load.
+    pub parameters: u64,
+    /// What the strategies trust it with: configured, or from `parameters`.
+    pub capability: Capability,
 }
 
 /// What a worker reports once its model is loaded and warm.
@@ -51,6 +56,7 @@ struct WorkerReady {
     load: Duration,
     warm_up: Duration,
     speed: Speed,
+    parameters: u64,
 }
 
 impl LocalEngine {
@@ -110,8 +116,15 @@ impl LocalEngine {
         }
         let first = first.expect("at least one worker reported");
         queue.set_speed(first.speed);
-        let report = LoadReport { load: first.load, warm_up: first.warm_up, speed: first.speed };
-        Ok((Self { queue, encoder: first.encoder, model_name: first.name }, report))
+        let capability = config.capability.unwrap_or_else(|| Capability::from_parameters(first.parameters));
+        let report = LoadReport {
+            load: first.load,
+            warm_up: first.warm_up,
+            speed: first.speed,
+            parameters: first.parameters,
+            capability,
+        };
+        Ok((Self { queue, encoder: first.encoder, model_name: first.name, capability }, report))
     }
 }
 
@@ -134,6 +147,7 @@ fn load_and_warm(config: &EngineConfig) -> Result<(GgufModel, WorkerReady), Engi
         load,
         warm_up: warm_started.elapsed(),
         speed,
+        parameters: model.parameters(),
     };
     Ok((model, ready))
 }
@@ -241,6 +255,10 @@ impl Drop for LocalEngine {
 impl TextGenerator for LocalEngine {
     fn model_name(&self) -> &str {
         &self.model_name
+    }
+
+    fn capability(&self) -> Capability {
+        self.capability
     }
 
     fn generate(&self, request: GenerationRequest) -> GenerationFuture {

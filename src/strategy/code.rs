@@ -36,7 +36,7 @@ const MAX_FINDING_WORDS: usize = 30;
 
 /// What kind of code task a brief is.
 #[derive(Debug, Clone, PartialEq)]
-enum Task {
+pub enum CodeTask {
     /// Code is in the brief: find its problems and correct it.
     Review { original: String },
     /// A regular expression, checked against the brief's examples.
@@ -45,18 +45,24 @@ enum Task {
     Write,
 }
 
+impl CodeTask {
+    pub fn of(brief: &Brief) -> Self {
+        match find_code(&brief.description) {
+            Some(original) => CodeTask::Review { original },
+            None if is_regex_task(brief) => CodeTask::Regex,
+            None => CodeTask::Write,
+        }
+    }
+}
+
 pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>) -> Result<Draft, EngineError> {
     let language = language(&plan.requirements.format, brief);
-    let task = match find_code(&brief.description) {
-        Some(original) => Task::Review { original },
-        None if is_regex_task(brief) => Task::Regex,
-        None => Task::Write,
-    };
+    let task = CodeTask::of(brief);
     tracing::debug!(?task, %language, "code task");
     let draft = match task {
-        Task::Review { original } => review(brief, &language, &original, writer).await?,
-        Task::Regex => regex_task(brief, &language, writer).await?,
-        Task::Write => write_code(brief, plan, &language, writer).await?,
+        CodeTask::Review { original } => review(brief, &language, &original, writer).await?,
+        CodeTask::Regex => regex_task(brief, &language, writer).await?,
+        CodeTask::Write => write_code(brief, plan, &language, writer).await?,
     };
     // Nothing written at all (the engine turned every call away): the general strategy's draft is
     // still better than an empty one.
@@ -1145,8 +1151,35 @@ fn trim_blank_lines(lines: &[&str]) -> String {
     lines[start..end.max(start)].iter().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n")
 }
 
+/// The main code of a Markdown answer: the largest fenced block that is not its tests (the
+/// largest of all when every block is tests), and whether that block was closed.
+pub fn largest_block(markdown: &str) -> (String, bool) {
+    let mut blocks: Vec<(String, bool)> = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in markdown.lines() {
+        let fence = line.trim_start().starts_with("```");
+        match (&mut current, fence) {
+            (None, true) => current = Some(Vec::new()),
+            (Some(lines), true) => {
+                blocks.push((trim_blank_lines(lines), true));
+                current = None;
+            }
+            (Some(lines), false) => lines.push(line),
+            (None, false) => {}
+        }
+    }
+    if let Some(lines) = current {
+        blocks.push((trim_blank_lines(&lines), false));
+    }
+    let is_tests = |code: &str| code.contains("def test") || code.contains("import unittest") || code.contains("node:test");
+    let largest = |only_code: bool| {
+        blocks.iter().filter(|(code, _)| !only_code || !is_tests(code)).max_by_key(|(code, _)| code.len()).cloned()
+    };
+    largest(true).or_else(|| largest(false)).unwrap_or_default()
+}
+
 /// Every local check of `code` in `language`; `closed` says the fenced block was finished.
-fn code_checks(code: &str, language: &str, closed: bool) -> Vec<Check> {
+pub fn code_checks(code: &str, language: &str, closed: bool) -> Vec<Check> {
     let lang = display(language);
     let block = match (code.trim().is_empty(), closed) {
         (true, _) => check("code:block", false, format!("no {lang} code was written")),
@@ -1376,7 +1409,7 @@ fn python_syntax_error(code: &str) -> Option<String> {
 // Languages and files
 
 /// The language of the code: the brief's stated one, else the one its text names, else Python.
-fn language(format: &OutputFormat, brief: &Brief) -> String {
+pub fn language(format: &OutputFormat, brief: &Brief) -> String {
     if let OutputFormat::Code(stated) = format
         && !stated.is_empty()
         && stated != "text"
@@ -1419,7 +1452,7 @@ fn normalise_language(stated: &str) -> String {
 }
 
 /// The language's name for prose.
-fn display(language: &str) -> String {
+pub fn display(language: &str) -> String {
     match language {
         "python" => "Python".into(),
         "sql" => "SQL".into(),
@@ -1437,7 +1470,7 @@ fn display(language: &str) -> String {
 }
 
 /// The word after a Markdown fence.
-fn fence_language(language: &str) -> &str {
+pub fn fence_language(language: &str) -> &str {
     match language {
         "" => "text",
         other => other,
@@ -1464,7 +1497,7 @@ fn extension(language: &str) -> (&'static str, &'static str) {
     }
 }
 
-fn code_artifact(title: &str, filename: &str, language: &str, code: &str) -> Artifact {
+pub fn code_artifact(title: &str, filename: &str, language: &str, code: &str) -> Artifact {
     let (_, mime) = extension(language);
     let title = if title.is_empty() { filename.to_string() } else { title.to_string() };
     Artifact::file(title, filename, mime, format!("{}\n", code.trim_end()))
@@ -1472,7 +1505,7 @@ fn code_artifact(title: &str, filename: &str, language: &str, code: &str) -> Art
 
 /// A filename for the code: for a review, its first function's name; for written code, the
 /// title's key words (a model's function names can be odd); either falls back to the other.
-fn file_name(code: &str, language: &str, title: &str, prefer_code: bool) -> String {
+pub fn file_name(code: &str, language: &str, title: &str, prefer_code: bool) -> String {
     let (ext, _) = extension(language);
     let function = Regex::new(r"(?m)^\s*(?:async\s+)?(?:def|function|fn|pub fn)\s+([A-Za-z_]\w*)")
         .expect("valid pattern")

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::engine::{ChatMessage, EngineError, FinishReason, Generation, GenerationRequest, TextGenerator};
+use crate::engine::{Capability, ChatMessage, EngineError, FinishReason, Generation, GenerationRequest, TextGenerator};
 use crate::protocol::{Artifact, Check};
 
 /// Below this much time left, no new call is started: its prompt alone would eat it.
@@ -113,6 +113,11 @@ impl<'a> Writer<'a> {
             decode: Duration::ZERO,
         };
         Self { generator, deadline, seed, usage, calls: 0 }
+    }
+
+    /// How far the model behind this writer can be trusted (see [`Capability`]).
+    pub fn capability(&self) -> Capability {
+        self.generator.capability()
     }
 
     pub fn time_left(&self) -> Duration {

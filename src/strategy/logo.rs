@@ -65,14 +65,24 @@ pub fn wordmark(brief: &Brief, requirements: &Requirements) -> Wordmark {
         }
         _ => (underlined(&name, font_family, weight, main, accent, background), "underlined"),
     };
-    let (svg, layout) = render(&main, &accent, None);
-    let variants =
-        vec![("one colour", render(&main, &main, None).0), ("reversed", render("#FFFFFF", "#FFFFFF", Some(&main)).0)];
+    let background = ground(&main, &accent);
+    // On a dark ground the accent would be that ground: the name takes both weights in its colour.
+    let accent_on_mark = if background.as_deref() == Some(accent.as_str()) { main.clone() } else { accent.clone() };
+    let (svg, layout) = render(&main, &accent_on_mark, background.as_deref());
+    let reversed_ground = background.clone().unwrap_or_else(|| main.clone());
+    let variants = vec![
+        ("one colour", render(&main, &main, background.as_deref()).0),
+        ("reversed", render("#FFFFFF", "#FFFFFF", Some(&reversed_ground)).0),
+    ];
+    let mut colors = vec![("main".into(), main), ("accent".into(), accent)];
+    if let Some(ground) = background {
+        colors.push(("ground".into(), ground));
+    }
     Wordmark {
         name,
         svg,
         typeface,
-        colors: vec![("main".into(), main), ("accent".into(), accent)],
+        colors,
         variants,
         layout: match layout {
             "two-weight" => "the first word in a strong weight, the rest light in the accent colour",
@@ -97,21 +107,52 @@ fn brand_name(brief: &Brief, requirements: &Requirements) -> String {
     if title.is_empty() { "Brand".into() } else { title.to_string() }
 }
 
-/// Main and accent colours from the brief's colours (named, or `#rrggbb`), else neutral.
+/// Main and accent colours from the brief's colours (named, or `#rrggbb`), else neutral. Only
+/// colours the brief names are used: two codes are main and accent; one code gets a deeper or
+/// lighter tone of itself as accent, never a grey the brief never asked for.
 fn colors(requirements: &Requirements, description: &str) -> (String, String) {
     // A stated colour may be a phrase ("navy blue", "blue tones"); in the description only a
     // whole word counts ("credit" is not red).
-    let stated = requirements.colors.iter().flat_map(|c| words(c));
-    for color in stated.chain(words(description)) {
-        if is_hex_color(&color) {
-            return (color, NEUTRAL.1.into());
+    let stated: Vec<String> = requirements.colors.iter().flat_map(|c| words(c)).chain(words(description)).collect();
+    let mut codes: Vec<String> = Vec::new();
+    for color in &stated {
+        if is_hex_color(color) && !codes.contains(color) {
+            codes.push(color.clone());
         }
-        if let Some((_, main, accent)) = PALETTE.iter().find(|(named, _, _)| color == *named) {
+    }
+    match codes.as_slice() {
+        [first, second, ..] => return (first.clone(), second.clone()),
+        [only] => return (only.clone(), tone_of(only)),
+        [] => {}
+    }
+    for color in &stated {
+        if let Some((_, main, accent)) = PALETTE.iter().find(|(named, _, _)| color == named) {
             return ((*main).into(), (*accent).into());
         }
     }
     (NEUTRAL.0.into(), NEUTRAL.1.into())
 }
+
+/// A second tone of `hex` for the accent: lighter for a dark colour, deeper for a light one.
+fn tone_of(hex: &str) -> String {
+    let channel = |i: usize| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0) as f64;
+    let toward: f64 = if contrast_on_white(hex) >= 4.5 { 255.0 } else { 0.0 };
+    let mix = |c: f64| (c + (toward - c) * 0.35).round().clamp(0.0, 255.0) as u8;
+    format!("#{:02X}{:02X}{:02X}", mix(channel(1)), mix(channel(3)), mix(channel(5)))
+}
+
+/// The ground the mark is drawn on: white, unless the main colour is too light to read on white
+/// (under 3:1, the WCAG floor for large text), when the darkest colour available carries it.
+fn ground(main: &str, accent: &str) -> Option<String> {
+    if contrast_on_white(main) >= LEGIBLE_CONTRAST {
+        return None;
+    }
+    let darkest = [accent, NEUTRAL.0].into_iter().find(|c| contrast(main, c) >= LEGIBLE_CONTRAST).unwrap_or(NEUTRAL.0);
+    Some(darkest.to_string())
+}
+
+/// The WCAG floor for large text, which a logotype is.
+const LEGIBLE_CONTRAST: f64 = 3.0;
 
 /// Lower-case words of `text`, `#rrggbb` codes kept whole.
 fn words(text: &str) -> Vec<String> {
@@ -221,16 +262,12 @@ pub fn rationale(brief: &Brief, mark: &Wordmark, phase: Phase) -> String {
          browser and design tool without font files.\n\n\
          **Layout.** {layout}, on a single line that stays legible down to small sizes such as a favicon row or \
          an email signature.\n\n\
-         **Colour.** {main} carries the name and {accent} is the accent; on white their contrast is {main_contrast:.1}:1 \
-         and {accent_contrast:.1}:1 (WCAG asks 3:1 for large text such as a logotype).\n\n\
+         **Colour.** {colour}\n\n\
          **File.** `{file}`: a scalable vector with a title for screen readers.",
         name = mark.name,
         typeface = mark.typeface,
         layout = prose::capitalise(mark.layout),
-        main = color("main"),
-        accent = color("accent"),
-        main_contrast = contrast_on_white(color("main")),
-        accent_contrast = contrast_on_white(color("accent")),
+        colour = colour_sentence(color("main"), color("accent"), Some(color("ground")).filter(|g| !g.is_empty())),
         file = file_name(&mark.name),
     );
     match phase {
@@ -249,14 +286,43 @@ pub fn rationale(brief: &Brief, mark: &Wordmark, phase: Phase) -> String {
     text
 }
 
-/// WCAG contrast ratio of a `#rrggbb` colour against white (1 to 21).
-fn contrast_on_white(hex: &str) -> f64 {
+/// What the colours are and how they read, measured: the sentence states the contrast the
+/// mark actually has on the ground it is drawn on.
+fn colour_sentence(main: &str, accent: &str, ground: Option<&str>) -> String {
+    match ground {
+        None => format!(
+            "{main} carries the name and {accent} is the accent; on white their contrast is {:.1}:1 and {:.1}:1 \
+             (WCAG asks 3:1 for large text such as a logotype).",
+            contrast_on_white(main),
+            contrast_on_white(accent)
+        ),
+        Some(ground) => format!(
+            "{main} is too light to read on white ({:.1}:1, under the 3:1 WCAG asks for a logotype), so the mark \
+             is drawn on {ground}, where the name reads at {:.1}:1; {accent} is the accent.",
+            contrast_on_white(main),
+            contrast(main, ground)
+        ),
+    }
+}
+
+/// WCAG relative luminance of a `#rrggbb` colour (0 to 1).
+fn luminance(hex: &str) -> f64 {
     let channel = |i: usize| {
         let value = u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0) as f64 / 255.0;
         if value <= 0.03928 { value / 12.92 } else { ((value + 0.055) / 1.055).powf(2.4) }
     };
-    let luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
-    1.05 / (luminance + 0.05)
+    0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+}
+
+/// WCAG contrast ratio of two `#rrggbb` colours (1 to 21).
+fn contrast(a: &str, b: &str) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+/// WCAG contrast ratio of a `#rrggbb` colour against white (1 to 21).
+fn contrast_on_white(hex: &str) -> f64 {
+    contrast(hex, "#FFFFFF")
 }
 
 /// Words of mood a brief may ask for, echoed back when present.
@@ -351,6 +417,36 @@ mod tests {
         assert!(
             (contrast_on_white("#000000") - 21.0).abs() < 0.01 && (contrast_on_white("#ffffff") - 1.0).abs() < 0.01
         );
+    }
+
+    #[test]
+    fn a_near_white_brand_colour_is_drawn_on_a_dark_ground_and_the_rationale_says_so() {
+        let brief = brief(serde_json::json!({
+            "task_id": "t", "mode": "final", "title": "Logo for Frost Labs",
+            "description": "A wordmark for 'Frost Labs' in #F5F7FA and #0B1F3A.", "task_type": "logo-design"
+        }));
+        let mark = wordmark(&brief, &Requirements::from_brief(&brief));
+        let ground = mark.colors.iter().find(|(role, _)| role == "ground").map(|(_, hex)| hex.as_str());
+        assert_eq!(ground, Some("#0b1f3a"), "the brief's own dark colour carries the light name");
+        assert!(contrast("#f5f7fa", "#0b1f3a") >= LEGIBLE_CONTRAST);
+        assert!(mark.svg.contains("fill=\"#0b1f3a\""), "{}", mark.svg);
+        let text = rationale(&brief, &mark, Phase::Prototype);
+        assert!(text.contains("too light to read on white"), "{text}");
+        assert!(!text.contains("#5C6B7A"), "no grey the brief never named: {text}");
+    }
+
+    #[test]
+    fn one_brand_colour_gets_a_tone_of_itself_as_accent() {
+        let brief = brief(serde_json::json!({
+            "task_id": "t", "mode": "final", "title": "Logo for Crumb & Co.",
+            "description": "A wordmark for 'Crumb & Co.' in #7A4B2A.", "task_type": "logo-design"
+        }));
+        let mark = wordmark(&brief, &Requirements::from_brief(&brief));
+        assert_eq!(mark.name, "Crumb & Co.", "the full stop is part of the name");
+        let accent = &mark.colors[1].1;
+        assert_ne!(accent, NEUTRAL.1);
+        assert_eq!(accent, &tone_of("#7a4b2a"));
+        assert!(mark.svg.contains("Co.</tspan>"), "{}", mark.svg);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! ([`checks`]), how to present it to the buyer ([`presentation`]) and what to bid ([`pricing`]).
 //! Knows the brief and the engine's trait, not candle.
 //!
-//! Each family has its own strategy ([`write`] dispatches): [`longform`], [`shortform`],
+//! A capable model writes the whole piece from the whole brief ([`capable`], through the one
+//! [`whole_piece`] loop of ask, check, repair). A basic one is led a part at a time by its family's
+//! strategy ([`write`] dispatches): [`longform`], [`shortform`],
 //! [`translation`], [`code`], [`business`], [`data`] and [`logo`], with [`general`] for the
 //! rest. They ask the model a part at a time through [`compose::Writer`], which keeps one
 //! deadline for all the calls, and share [`prose`] for paragraphs, lists and what a small model
@@ -12,6 +14,7 @@
 //! generated, and data figures are computed in Rust.
 
 pub mod business;
+pub mod capable;
 pub mod checks;
 pub mod clean;
 pub mod code;
@@ -20,6 +23,7 @@ pub mod data;
 pub mod general;
 pub mod logo;
 pub mod longform;
+pub mod markdown;
 pub mod presentation;
 pub mod pricing;
 pub mod prompt;
@@ -28,13 +32,14 @@ pub mod python_names;
 pub mod requirements;
 pub mod shortform;
 pub mod translation;
+pub mod whole_piece;
 
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::StrategyConfig;
-use crate::engine::EngineError;
+use crate::engine::{Capability, EngineError};
 use crate::protocol::{Brief, Phase};
 use compose::{Draft, Writer};
 use requirements::{Requirements, TaskFamily};
@@ -132,6 +137,7 @@ pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>
     match (plan.requirements.family, &plan.wordmark, &plan.analysis) {
         (_, Some(mark), _) => Ok(logo::draft(brief, mark)),
         (_, _, Some(analysis)) => data::write(brief, plan, analysis, writer).await,
+        _ if writer.capability() == Capability::Capable => capable::write(brief, plan, writer).await,
         (TaskFamily::LongForm, ..) => longform::write(brief, plan, writer).await,
         (TaskFamily::ShortForm, ..) => shortform::write(brief, plan, writer).await,
         (TaskFamily::Translation, ..) => translation::write(brief, plan, writer).await,

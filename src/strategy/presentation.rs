@@ -1,7 +1,7 @@
 //! What the buyer reads besides the work: the one-line `prototype_summary` and the
 //! `agent_message`, both derived from what was actually produced.
 
-use crate::protocol::{Brief, Phase};
+use crate::protocol::{Brief, Check, Phase};
 
 /// "A 412-word prototype blog post for "Title", with sections: A, B and C."
 pub fn summary(brief: &Brief, output: &str, words: usize) -> String {
@@ -19,23 +19,51 @@ pub fn summary(brief: &Brief, output: &str, words: usize) -> String {
     }
 }
 
-/// A short note to the buyer: what this is and what the final adds. `partial` says the
-/// strategy wrote only part of the piece (its own note says which part).
-pub fn agent_message(brief: &Brief, requested_words: Option<u64>, words: usize, partial: bool) -> String {
+/// Failed checks named in the note at most; the rest are counted.
+const NOTE_MAX_FAILURES: usize = 3;
+
+/// A short note to the buyer: what this is, what the final adds, and what our checks found.
+/// `partial` says the strategy wrote only part of the piece (its own note says which part);
+/// `checks` are the ones the response reports, so the note never claims what they contradict.
+pub fn agent_message(
+    brief: &Brief,
+    requested_words: Option<u64>,
+    words: usize,
+    partial: bool,
+    checks: &[Check],
+) -> String {
     let kind = brief.kind_of_work();
-    match (brief.phase, requested_words) {
-        (Phase::Prototype, _) if partial => format!("This prototype shows your {kind}, written to your brief."),
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.passed).collect();
+    let what = match (brief.phase, requested_words) {
+        (Phase::Prototype, _) if partial => format!("This prototype shows part of your {kind}."),
         (Phase::Prototype, Some(requested)) if (words as u64) < requested * 9 / 10 => format!(
-            "This prototype is the opening of your {kind} ({words} of the {requested} words you asked for), \
-             written to your brief. The final delivery is the complete piece at full length, covering every \
-             point and requirement you listed."
+            "This prototype is the opening of your {kind} ({words} of the {requested} words you asked for); the \
+             final delivery is the complete piece at full length."
         ),
-        (Phase::Prototype, _) => format!(
-            "This prototype is a complete draft of your {kind}, written to your brief. The final delivery \
-             refines it against every requirement you listed."
-        ),
-        (Phase::Final, _) => format!("Here is the complete {kind}, written to your brief. Thank you for choosing us."),
-    }
+        (Phase::Prototype, _) => format!("This prototype is a full draft of your {kind}."),
+        (Phase::Final, _) => format!("This is the complete {kind}."),
+    };
+    let verdict = match failed.as_slice() {
+        [] if checks.is_empty() => String::new(),
+        [] => format!(" It passes all {} of our checks on it.", checks.len()),
+        failed => {
+            let named: Vec<String> = failed
+                .iter()
+                .take(NOTE_MAX_FAILURES)
+                .map(|c| format!("it {}", c.detail.trim_end_matches('.')))
+                .collect();
+            let more = match failed.len().saturating_sub(NOTE_MAX_FAILURES) {
+                0 => String::new(),
+                n => format!(" ({n} more in the checks)"),
+            };
+            let fix = match brief.phase {
+                Phase::Prototype => " We rework that for the final delivery.",
+                Phase::Final => "",
+            };
+            format!(" Not yet right: {}{more}.{fix}", named.join("; "))
+        }
+    };
+    format!("{what}{verdict}")
 }
 
 /// What became of the brief's attachments, for the agent message: which were read, and why
@@ -79,8 +107,21 @@ mod tests {
     #[test]
     fn a_short_prototype_says_the_final_is_full_length() {
         let brief = parse_brief(br#"{"task_id":"t","mode":"prototype","description":"d"}"#).unwrap();
-        let m = agent_message(&brief, Some(1500), 400, false);
+        let m = agent_message(&brief, Some(1500), 400, false, &[]);
         assert!(m.contains("400 of the 1500 words"), "{m}");
+    }
+
+    #[test]
+    fn the_note_names_what_failed_and_never_claims_a_pass_the_checks_contradict() {
+        let brief = parse_brief(br#"{"task_id":"t","mode":"prototype","description":"d"}"#).unwrap();
+        let passed = Check { name: "keyword:x".into(), passed: true, detail: "uses \"x\"".into() };
+        let failed =
+            Check { name: "count:item".into(), passed: false, detail: "has 3 items where 5 were asked for".into() };
+        let good = agent_message(&brief, None, 200, false, std::slice::from_ref(&passed));
+        assert!(good.contains("passes all 1 of our checks"), "{good}");
+        let bad = agent_message(&brief, None, 200, false, &[passed, failed]);
+        assert!(bad.contains("Not yet right: it has 3 items where 5 were asked for."), "{bad}");
+        assert!(!bad.contains("passes all"), "{bad}");
     }
 
     #[test]

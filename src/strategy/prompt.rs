@@ -41,6 +41,15 @@ pub fn messages(
 }
 
 fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64, translate_into: Option<&str>) -> String {
+    let mut out = brief_text(brief);
+    out.push_str("\n## Your task\n");
+    out.push_str(&instruction(brief, requested_words, target_words, translate_into));
+    out
+}
+
+/// The whole brief laid out for a model: title, kind of work, description, requirements,
+/// quality rules, context and the attachments it cannot see.
+pub fn brief_text(brief: &Brief) -> String {
     let mut out = String::new();
     let title = if brief.title.is_empty() { "Task" } else { brief.title.as_str() };
     out.push_str(&format!("# {title}\n"));
@@ -72,8 +81,6 @@ fn user_prompt(brief: &Brief, requested_words: Option<u64>, target_words: u64, t
             out.push_str(&format!("- {name}\n"));
         }
     }
-    out.push_str("\n## Your task\n");
-    out.push_str(&instruction(brief, requested_words, target_words, translate_into));
     out
 }
 

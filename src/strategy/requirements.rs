@@ -281,12 +281,22 @@ fn item_counts(brief: &Brief) -> Vec<ItemCount> {
     items
 }
 
+/// Abbreviations that end a company name with a full stop of their own.
+const ABBREVIATIONS: &[&str] = &["Co", "Inc", "Ltd", "Corp", "Bros", "LLC", "L.L.C", "S.A", "GmbH", "Pty"];
+
 /// Names the work must use as written: quoted phrases (`'LinguaLeap'`, `"Nimbus"`) and words
 /// with a capital inside (`LinguaLeap`, `iPhone`).
 fn names(text: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let mut push = |name: &str| {
-        let name = name.trim_matches(|c: char| !c.is_alphanumeric());
+        let name = name.trim_start_matches(|c: char| !c.is_alphanumeric());
+        // The full stop of an abbreviation is part of the name (`Crumb & Co.`); any other
+        // trailing punctuation is the sentence's.
+        let kept_stop = ABBREVIATIONS.iter().any(|a| name.ends_with(&format!(" {a}.")) || name == format!("{a}."));
+        let name = match kept_stop {
+            true => name,
+            false => name.trim_end_matches(|c: char| !c.is_alphanumeric()),
+        };
         if !name.is_empty() && name.chars().count() <= 40 && !names.iter().any(|n| n == name) {
             names.push(name.to_string());
         }
@@ -337,6 +347,13 @@ mod tests {
 
     fn brief(json: serde_json::Value) -> Requirements {
         Requirements::from_brief(&parse_brief(json.to_string().as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn a_company_abbreviation_keeps_its_full_stop() {
+        assert_eq!(names("A logo for 'Crumb & Co.' please."), ["Crumb & Co."]);
+        assert_eq!(names("We are 'Nimbus'. Thanks."), ["Nimbus"]);
+        assert_eq!(names("Made by \"Harbor Goods Inc.\""), ["Harbor Goods Inc."]);
     }
 
     #[test]

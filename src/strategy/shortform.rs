@@ -450,6 +450,9 @@ fn parts_named(description: &str) -> NamedParts {
     NamedParts { headline: lower.contains("headline"), bullets }
 }
 
+/// Model calls at most for the paragraphs of a short piece.
+const PIECE_PARAGRAPH_ROUNDS: usize = 8;
+
 /// A product description (or any short piece with a length): headline, paragraph(s) and
 /// bullets as the brief names them, to the requested length.
 async fn write_piece(
@@ -493,7 +496,10 @@ async fn write_piece(
     let audience = req.audience.as_deref().map(|a| format!(" for {a}")).unwrap_or_default();
     let context = format!("Product: {subject}");
     let mut paragraph = String::new();
-    for _ in 0..3 {
+    // Paragraphs until the length is reached: a round that comes back short (or cut by the
+    // filters) is followed by another while time allows, so the length converges on any CPU's
+    // samples rather than on one machine's.
+    for _ in 0..PIECE_PARAGRAPH_ROUNDS {
         let have = clean::word_count(&paragraph);
         if have * 10 >= paragraph_words * 9 || !writer.has_time() {
             break;

@@ -1412,6 +1412,10 @@ mod tests {
             "scripted"
         }
 
+        fn capability(&self) -> crate::engine::Capability {
+            crate::engine::Capability::Basic
+        }
+
         fn generate(&self, request: crate::engine::GenerationRequest) -> crate::engine::GenerationFuture {
             let user = request.messages.last().map(|m| m.content.clone()).unwrap_or_default();
             let sentence = user.lines().last().unwrap_or_default().trim_start_matches("English: ").to_string();
