@@ -54,7 +54,7 @@ impl TextGenerator for Flaky {
 async fn no_fixture_ever_answers_with_an_empty_section_list_or_item() {
     let patterns: [&'static [bool]; 3] = [&[true, false], &[false, true, true], &[true, true, false]];
     let mut answered = 0;
-    for capability in [Capability::Basic, Capability::Capable] {
+    for capability in [Capability::Basic, Capability::Prose, Capability::Full] {
         for pattern in patterns {
             for (name, mut brief) in common::fixture_briefs() {
                 for phase in ["prototype", "final"] {

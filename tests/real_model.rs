@@ -230,6 +230,16 @@ fn the_qwen_model_serves_a_brief_end_to_end() {
     let text = body["output"].as_str().unwrap();
     assert_no_template_tokens(text);
     assert!(text.contains("Crumb & Co") || text.to_lowercase().contains("sourdough"), "off topic:\n{text}");
+    // The capable path (1.5B parameters): the whole piece in time, its checks reported, and a
+    // note to the buyer that says what they found.
+    assert!(body["metadata"]["latency_ms"].as_u64().unwrap() < 25_000, "{body}");
+    let checks = body["metadata"]["checks"].as_array().unwrap();
+    for name in ["content", "no_empty_parts"] {
+        assert!(checks.iter().any(|c| c["name"] == name), "no {name} check in {checks:?}");
+    }
+    let failed = checks.iter().any(|c| c["passed"] == false);
+    let message = body["agent_message"].as_str().unwrap();
+    assert_eq!(message.contains("Not yet right"), failed, "the note and the checks disagree: {message}\n{checks:?}");
 }
 
 #[test]
@@ -369,7 +379,7 @@ async fn a_pool_of_two_models_routes_prototypes_and_finals_both_warm_before_heal
         served,
         [
             ("SmolLM2-135M-Instruct.Q4_1", "prototype", "basic"),
-            ("qwen2.5-coder-1.5b-instruct-q4_k_m", "final", "capable")
+            ("qwen2.5-coder-1.5b-instruct-q4_k_m", "final", "prose")
         ],
         "each model with its phase and the capability its parameter count gives it"
     );

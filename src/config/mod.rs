@@ -249,9 +249,10 @@ pub struct ModelArgs {
     /// Jobs that may wait for a worker; beyond this, requests are answered 429 at once.
     #[arg(long, env = "BIDDER_QUEUE_CAPACITY", default_value_t = 8)]
     pub queue_capacity: usize,
-    /// How far the strategies trust the models given by flags: `capable` ones write the whole
-    /// piece and are repaired where a check fails, `basic` ones are led a part at a time.
-    /// Default: from the parameter count (capable from 1B).
+    /// How far the strategies trust the models given by flags: `full` ones write every piece
+    /// whole and are repaired where a check fails, `prose` ones write prose whole and are led on
+    /// lists, posts, code and translation, `basic` ones are led a part at a time. Default: from
+    /// the parameter count (prose from 1B, full from 7B).
     #[arg(long, env = "BIDDER_CAPABILITY", value_enum)]
     pub capability: Option<crate::engine::Capability>,
     /// A second GGUF, kept warm beside --model, that serves final deliveries (prototypes stay

@@ -13,7 +13,7 @@
 //! phases = ["final"]
 //! workers = 1          # optional, default --workers
 //! queue_capacity = 4   # optional, default --queue-capacity
-//! capability = "capable"   # optional: "basic" | "capable", default from the parameter count
+//! capability = "full"   # optional: "basic" | "prose" | "full", default from the parameter count
 //! ```
 //!
 //! Relative paths are relative to the working directory, like `--model`. Every phase is served

@@ -24,7 +24,7 @@ pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>
             task => write_code(brief, plan, task, writer).await,
         },
         _ => {
-            let shape = whole_piece::shape_for(&plan.requirements);
+            let shape = whole_piece::shape_for(&plan.requirements, &brief.kind_of_work());
             whole_piece::write(brief, plan, writer, shape, &|_| Vec::new()).await
         }
     }

@@ -131,11 +131,7 @@ pub fn listed_items(draft: &str, kind: &str) -> Vec<String> {
     let mut in_section = false;
     for line in draft.lines() {
         let trimmed = line.trim();
-        // `#` then a space is a heading; `#word` is a hashtag.
-        let is_heading =
-            trimmed.starts_with("# ") || trimmed.starts_with("##") || (trimmed.ends_with(':') && trimmed.len() < 60);
-        let bold_heading = trimmed.starts_with("**") && trimmed.ends_with("**") && trimmed.len() < 60;
-        if is_heading || bold_heading {
+        if is_section_heading(trimmed) {
             in_section = trimmed.to_lowercase().contains(kind);
             continue;
         }
@@ -144,6 +140,16 @@ pub fn listed_items(draft: &str, kind: &str) -> Vec<String> {
         }
     }
     items
+}
+
+/// Whether `line` opens a section: a Markdown heading (`#` then a space; `#word` is a
+/// hashtag), a short line ending in `:`, or a short line in bold.
+pub fn is_section_heading(line: &str) -> bool {
+    let trimmed = line.trim();
+    let is_heading =
+        trimmed.starts_with("# ") || trimmed.starts_with("##") || (trimmed.ends_with(':') && trimmed.len() < 60);
+    let bold_heading = trimmed.starts_with("**") && trimmed.ends_with("**") && trimmed.len() < 60;
+    is_heading || bold_heading
 }
 
 /// The text of a list line (`1. x`, `2) x`, `- x`, `* x`), without marker and quotes.

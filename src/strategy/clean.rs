@@ -22,6 +22,34 @@ pub fn clean_output(raw: &str, truncated: bool) -> String {
     text
 }
 
+/// Closing lines that talk to the client about the work instead of being it.
+const SIGN_OFFS: &[&str] = &[
+    "if you have any questions",
+    "if you have any further questions",
+    "feel free to",
+    "let me know if",
+    "i hope this",
+    "hope this helps",
+    "end of ",
+    "**end of",
+];
+
+/// `text` without the sign-off lines a model ends on ("Feel free to reach out!", "End of Ad
+/// Copy"), and the rule or blank lines they leave behind.
+pub fn drop_sign_off(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    while let Some(last) = lines.last() {
+        let lower = last.trim().trim_start_matches(['*', '_', '-', ' ']).to_lowercase();
+        let sign_off = SIGN_OFFS.iter().any(|s| lower.starts_with(s.trim_start_matches('*')));
+        if last.trim().is_empty() || matches!(last.trim(), "---" | "***") || sign_off {
+            lines.pop();
+        } else {
+            break;
+        }
+    }
+    lines.join("\n")
+}
+
 /// Remove `<|…|>` tokens and the other template markers.
 pub fn strip_template_tokens(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
@@ -138,6 +166,13 @@ pub fn word_count(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sign_offs_at_the_end_are_dropped_and_the_work_is_kept() {
+        let text = "## Headlines\n1. Learn fast\n\nIf you have any further questions, feel free to reach out!\n\n---\n\n**End of Ad Copy**";
+        assert_eq!(drop_sign_off(text), "## Headlines\n1. Learn fast");
+        assert_eq!(drop_sign_off("Feel the difference. Buy now."), "Feel the difference. Buy now.");
+    }
 
     #[test]
     fn template_tokens_are_removed_but_other_angle_brackets_stay() {

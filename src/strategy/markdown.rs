@@ -89,9 +89,11 @@ pub fn drop_empty_parts(markdown: &str) -> (String, Dropped) {
     (tidy, dropped)
 }
 
-/// The empty sections (heading text, the span from the heading to the next part) and the spans
-/// of empty list items in `markdown`.
-fn empty_parts(markdown: &str) -> (Vec<(String, Range<usize>)>, Vec<Range<usize>>) {
+/// A section with nothing in it: its heading's text, and the span from the heading to the next part.
+type EmptySection = (String, Range<usize>);
+
+/// The empty sections and the spans of empty list items in `markdown`.
+fn empty_parts(markdown: &str) -> (Vec<EmptySection>, Vec<Range<usize>>) {
     let mut parts = Vec::new();
     let mut empty_items = Vec::new();
     let mut depth = 0usize;

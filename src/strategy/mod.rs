@@ -4,9 +4,9 @@
 //! ([`checks`]), how to present it to the buyer ([`presentation`]) and what to bid ([`pricing`]).
 //! Knows the brief and the engine's trait, not candle.
 //!
-//! A capable model writes the whole piece from the whole brief ([`capable`], through the one
-//! [`whole_piece`] loop of ask, check, repair). A basic one is led a part at a time by its family's
-//! strategy ([`write`] dispatches): [`longform`], [`shortform`],
+//! A model trusted with a kind of piece (its [`Capability`]) writes it whole from the whole brief
+//! ([`capable`], through the one [`whole_piece`] loop of ask, check, repair). Otherwise it is led
+//! a part at a time by its family's strategy ([`write`] dispatches): [`longform`], [`shortform`],
 //! [`translation`], [`code`], [`business`], [`data`] and [`logo`], with [`general`] for the
 //! rest. They ask the model a part at a time through [`compose::Writer`], which keeps one
 //! deadline for all the calls, and share [`prose`] for paragraphs, lists and what a small model
@@ -21,9 +21,11 @@ pub mod code;
 pub mod compose;
 pub mod data;
 pub mod general;
+pub mod lists;
 pub mod logo;
 pub mod longform;
 pub mod markdown;
+pub mod posts;
 pub mod presentation;
 pub mod pricing;
 pub mod prompt;
@@ -137,13 +139,23 @@ pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>
     match (plan.requirements.family, &plan.wordmark, &plan.analysis) {
         (_, Some(mark), _) => Ok(logo::draft(brief, mark)),
         (_, _, Some(analysis)) => data::write(brief, plan, analysis, writer).await,
-        _ if writer.capability() == Capability::Capable => capable::write(brief, plan, writer).await,
+        (family, ..) if writes_whole(writer.capability(), family) => capable::write(brief, plan, writer).await,
         (TaskFamily::LongForm, ..) => longform::write(brief, plan, writer).await,
         (TaskFamily::ShortForm, ..) => shortform::write(brief, plan, writer).await,
         (TaskFamily::Translation, ..) => translation::write(brief, plan, writer).await,
         (TaskFamily::Code, ..) => code::write(brief, plan, writer).await,
         (TaskFamily::Business, ..) => business::write(brief, plan, writer).await,
         _ => general::write(brief, plan, writer).await,
+    }
+}
+
+/// Whether a model of `capability` writes a piece of `family` whole (see [`Capability`]): what
+/// the judge measured better for each level.
+fn writes_whole(capability: Capability, family: TaskFamily) -> bool {
+    match capability {
+        Capability::Full => true,
+        Capability::Prose => matches!(family, TaskFamily::LongForm | TaskFamily::Generic),
+        Capability::Basic => false,
     }
 }
 

@@ -30,12 +30,17 @@ pub fn agent_message(
     requested_words: Option<u64>,
     words: usize,
     partial: bool,
+    truncated: bool,
     checks: &[Check],
 ) -> String {
     let kind = brief.kind_of_work();
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.passed).collect();
     let what = match (brief.phase, requested_words) {
         (Phase::Prototype, _) if partial => format!("This prototype shows part of your {kind}."),
+        (_, _) if truncated => format!(
+            "This {} of your {kind} was cut short when its time ran out: it ends at its last complete part.",
+            if brief.phase == Phase::Prototype { "prototype" } else { "delivery" }
+        ),
         (Phase::Prototype, Some(requested)) if (words as u64) < requested * 9 / 10 => format!(
             "This prototype is the opening of your {kind} ({words} of the {requested} words you asked for); the \
              final delivery is the complete piece at full length."
@@ -47,11 +52,8 @@ pub fn agent_message(
         [] if checks.is_empty() => String::new(),
         [] => format!(" It passes all {} of our checks on it.", checks.len()),
         failed => {
-            let named: Vec<String> = failed
-                .iter()
-                .take(NOTE_MAX_FAILURES)
-                .map(|c| format!("it {}", c.detail.trim_end_matches('.')))
-                .collect();
+            let named: Vec<String> =
+                failed.iter().take(NOTE_MAX_FAILURES).map(|c| format!("it {}", short_detail(&c.detail))).collect();
             let more = match failed.len().saturating_sub(NOTE_MAX_FAILURES) {
                 0 => String::new(),
                 n => format!(" ({n} more in the checks)"),
@@ -64,6 +66,18 @@ pub fn agent_message(
         }
     };
     format!("{what}{verdict}")
+}
+
+/// A check's detail short enough for a note: what failed, not the quoted text it failed on.
+fn short_detail(detail: &str) -> String {
+    const MAX_CHARS: usize = 90;
+    let head = detail.split(": \"").next().unwrap_or(detail).trim_end_matches(['.', ':', ' ']);
+    if head.chars().count() <= MAX_CHARS {
+        return head.to_string();
+    }
+    let cut: String = head.chars().take(MAX_CHARS).collect();
+    let at_word = cut.rfind(' ').map_or(cut.as_str(), |space| &cut[..space]);
+    format!("{}…", at_word.trim_end_matches([',', ';', ' ']))
 }
 
 /// What became of the brief's attachments, for the agent message: which were read, and why
@@ -107,7 +121,7 @@ mod tests {
     #[test]
     fn a_short_prototype_says_the_final_is_full_length() {
         let brief = parse_brief(br#"{"task_id":"t","mode":"prototype","description":"d"}"#).unwrap();
-        let m = agent_message(&brief, Some(1500), 400, false, &[]);
+        let m = agent_message(&brief, Some(1500), 400, false, false, &[]);
         assert!(m.contains("400 of the 1500 words"), "{m}");
     }
 
@@ -117,11 +131,20 @@ mod tests {
         let passed = Check { name: "keyword:x".into(), passed: true, detail: "uses \"x\"".into() };
         let failed =
             Check { name: "count:item".into(), passed: false, detail: "has 3 items where 5 were asked for".into() };
-        let good = agent_message(&brief, None, 200, false, std::slice::from_ref(&passed));
+        let good = agent_message(&brief, None, 200, false, false, std::slice::from_ref(&passed));
         assert!(good.contains("passes all 1 of our checks"), "{good}");
-        let bad = agent_message(&brief, None, 200, false, &[passed, failed]);
+        let bad = agent_message(&brief, None, 200, false, false, &[passed, failed]);
         assert!(bad.contains("Not yet right: it has 3 items where 5 were asked for."), "{bad}");
         assert!(!bad.contains("passes all"), "{bad}");
+        let long = Check {
+            name: "max_chars:headline".into(),
+            passed: false,
+            detail: "2 over 30 characters: \"A very long headline indeed\", \"Another\"".into(),
+        };
+        let quoted = agent_message(&brief, None, 200, false, false, &[long]);
+        assert!(quoted.contains("it 2 over 30 characters.") && !quoted.contains("Another"), "{quoted}");
+        let cut = agent_message(&brief, None, 200, false, true, &[]);
+        assert!(cut.contains("cut short") && !cut.contains("full draft"), "{cut}");
     }
 
     #[test]

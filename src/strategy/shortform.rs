@@ -151,15 +151,15 @@ async fn write_lists(
 /// One social post's rules, from the brief's text about that platform ("LinkedIn
 /// (professional, 120-180 words)") and the platform's own limits.
 #[derive(Debug, Clone, PartialEq)]
-struct PostSpec {
-    platform: String,
-    tone: Option<String>,
-    words: Option<(usize, usize)>,
-    max_chars: Option<usize>,
-    hashtags: Option<usize>,
+pub(super) struct PostSpec {
+    pub(super) platform: String,
+    pub(super) tone: Option<String>,
+    pub(super) words: Option<(usize, usize)>,
+    pub(super) max_chars: Option<usize>,
+    pub(super) hashtags: Option<usize>,
 }
 
-fn post_specs(brief: &Brief, req: &Requirements) -> Vec<PostSpec> {
+pub(super) fn post_specs(brief: &Brief, req: &Requirements) -> Vec<PostSpec> {
     req.platforms
         .iter()
         .map(|platform| {
@@ -413,7 +413,7 @@ fn hashtags_for(n: usize, names: &[String], subject: &str) -> String {
     unique.iter().take(n).map(|t| format!("#{t}")).collect::<Vec<_>>().join(" ")
 }
 
-fn post_checks(spec: &PostSpec, post: &str) -> Vec<Check> {
+pub(super) fn post_checks(spec: &PostSpec, post: &str) -> Vec<Check> {
     let mut checks = Vec::new();
     let platform = &spec.platform;
     if let Some((low, high)) = spec.words {
