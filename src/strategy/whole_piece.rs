@@ -129,7 +129,7 @@ pub async fn write(
 
 fn attempt(raw: &str, finish: FinishReason, check_all: &dyn Fn(&str) -> Vec<Check>) -> Attempt {
     let complete = finish == FinishReason::Eos;
-    let text = clean::drop_sign_off(&clean::clean_output(raw, !complete));
+    let text = clean::drop_sign_off(&strip_prompt_echo(&clean::clean_output(raw, !complete)));
     let checks = check_all(&text);
     Attempt { text, complete, checks }
 }
@@ -137,6 +137,32 @@ fn attempt(raw: &str, finish: FinishReason, check_all: &dyn Fn(&str) -> Vec<Chec
 /// Checks the list repair answers: item counts and per-item character limits.
 fn is_list_check(name: &str) -> bool {
     name.starts_with("count:") || name.starts_with("max_chars:")
+}
+
+/// Headings of our own prompts: a model that repeats one has started echoing the prompt, and
+/// nothing from there on is the work.
+const PROMPT_HEADINGS: &[&str] = &[
+    "## What our checks found wrong in it",
+    "## Your draft",
+    "## Your task",
+    "## Checklist",
+    "## Brief",
+    "## Requirements",
+    "## Quality rules",
+];
+
+/// `text` up to the first echo of our prompt (see [`PROMPT_HEADINGS`]).
+fn strip_prompt_echo(text: &str) -> String {
+    let mut kept = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let our_heading = PROMPT_HEADINGS.iter().any(|h| trimmed == *h || trimmed.starts_with(&format!("{h} ")));
+        if our_heading || trimmed.starts_with("Write the complete deliverable again") {
+            break;
+        }
+        kept.push(line);
+    }
+    kept.join("\n").trim_end().to_string()
 }
 
 /// The brief as the prompt lays it out, then the checklist and the shape.
@@ -451,6 +477,14 @@ mod tests {
         let deck = "## Slide 1: Problem\n- a\n## Slide 2: Market\n- b\n## Slide 3 — Ask\n- c\n";
         assert_eq!(count_items(deck, "slide"), 3);
         assert_eq!(count_items("Nothing here", "slide"), 0);
+    }
+
+    #[test]
+    fn an_echo_of_the_repair_prompt_is_not_delivered() {
+        let echoed = "# Title\n\nThe post.\n\n## What our checks found wrong in it\n- It never uses \"x\".\n\n\
+                      Write the complete deliverable again with exactly these problems fixed.";
+        assert_eq!(strip_prompt_echo(echoed), "# Title\n\nThe post.");
+        assert_eq!(strip_prompt_echo("## Briefly\nok"), "## Briefly\nok", "a heading of the work's own stays");
     }
 
     #[test]

@@ -111,8 +111,8 @@ pub(super) async fn review(
     let filename = file_name(&corrected, language, &brief.title, true);
     let note = match brief.phase {
         Phase::Prototype => Some(
-            "This prototype is the complete review; the final re-checks the corrected code and gives the model more \
-             attempts at a cleaner rewrite."
+            "This prototype is the complete review: the bugs, edge cases and style issues, with the corrected code; \
+             the final delivery refines the rewrite."
                 .to_string(),
         ),
         Phase::Final => None,

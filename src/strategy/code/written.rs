@@ -97,8 +97,7 @@ pub(super) async fn write_code(
     }
     let note = match brief.phase {
         Phase::Prototype => Some(
-            "The final gives the model more attempts, each naming what the last one failed, and keeps only code that \
-             passes the local checks."
+            "This prototype is a first version of the code; the final delivery reworks whatever its checks find."
                 .to_string(),
         ),
         Phase::Final => None,

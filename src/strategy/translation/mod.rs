@@ -66,13 +66,8 @@ pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>
     let checks = translation_checks(&source, &text, &languages, &plan.requirements.names);
     let target = &languages.target_name;
     let note = match checks.iter().all(|c| c.passed) {
-        true => {
-            format!("Translated into {target} sentence by sentence, keeping the original's lines, names and numbers.")
-        }
-        false => format!(
-            "Translated into {target} sentence by sentence, keeping the original's lines; the checks name what still \
-             needs a look."
-        ),
+        true => format!("This is the translation into {target}, keeping the original's lines, names and numbers."),
+        false => format!("This is the translation into {target}, keeping the original's lines."),
     };
     Ok(Draft { text, checks, complete, note: Some(note), ..Draft::default() })
 }
