@@ -35,6 +35,7 @@ pub mod requirements;
 pub mod shortform;
 pub mod translation;
 pub mod whole_piece;
+pub mod words;
 
 use std::time::Duration;
 

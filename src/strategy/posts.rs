@@ -1,6 +1,6 @@
 //! Social posts from a capable model: the whole set is written in one pass, then each platform's
 //! post is held to that platform's rules from the brief (words, characters, hashtags — see
-//! [`shortform::post_specs`]), and only a post that breaks them is written again, alone, with
+//! `shortform::post_specs`), and only a post that breaks them is written again, alone, with
 //! what it broke named. The posts go out under one heading per platform, without the
 //! quotation marks and sub-headings a model wraps them in.
 

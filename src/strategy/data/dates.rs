@@ -2,21 +2,7 @@
 //! day, written one way (ISO) for cleaning and sorting; `Q1`, `2024-Q1`, `Jan`, `March 2024`,
 //! `2024-03`, `W12` are periods.
 
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+use crate::strategy::words::{MONTHS, WEEKDAYS};
 
 /// The month a word names (`Mar`, `march`, `Sept`), 1-based.
 fn month(word: &str) -> Option<u32> {

@@ -2,6 +2,7 @@
 //! `Fact` each, with where it is), and how numbers are compared between source and translation.
 
 use super::languages::{Language, words};
+use crate::strategy::words as calendar;
 
 /// Something a translation must keep as written: a number or a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,29 +14,6 @@ pub(super) struct Fact {
     pub(super) text: String,
     pub(super) is_number: bool,
 }
-
-/// Weekdays and months are capitalised in English but translated like any word.
-const CALENDAR_WORDS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
 
 /// Openings that are capitalised only for starting a sentence or a letter.
 const OPENERS: &[&str] =
@@ -51,7 +29,8 @@ pub(super) fn facts(sentence: &str, known_names: &[String]) -> Vec<Fact> {
         let (_, _, word) = tokens[i];
         let lower = word.to_lowercase();
         word.chars().next().is_some_and(char::is_uppercase)
-            && !CALENDAR_WORDS.contains(&lower.as_str())
+            // Weekdays and months are capitalised in English but translated like any word.
+            && !calendar::is_calendar_word(&lower)
             && word != "I"
             && !(i > 0 && tokens[i - 1].2.starts_with(|c: char| c.is_ascii_digit()))
     };
