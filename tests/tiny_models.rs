@@ -130,7 +130,9 @@ fn check_family(arch: &str) {
     write_tiny_gguf(arch, &model);
 
     let output = bidder()
-        .args(["execute", "--prototype-deadline-secs", "30", "--model"])
+        // Trusted with the whole piece: a random model's words are kept as written, where the led
+        // strategies would filter them all away (and then nothing is delivered).
+        .args(["execute", "--prototype-deadline-secs", "30", "--capability", "full", "--model"])
         .arg(&model)
         .arg(repo_path("tests/fixtures/briefs/minimal-brief.json"))
         .output()
