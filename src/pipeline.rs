@@ -152,14 +152,13 @@ impl Pipeline {
         let deadline = received + plan.time_budget - margin;
         let generator = self.routes.for_phase(brief.phase);
         let mut writer = Writer::new(generator.as_ref(), deadline, plan.seed);
-        let draft = strategy::write(brief, &plan, &mut writer).await?;
+        let mut draft = strategy::write(brief, &plan, &mut writer).await?;
         let generation = writer.usage;
 
         let truncated = !draft.complete;
         // Nothing empty is ever delivered: a section or item that could not be written is taken
         // out, and the checks and the note say so.
         let (output, mut dropped) = markdown::drop_empty_parts(&draft.text);
-        let mut draft = draft;
         draft.artifacts.retain(|file| {
             let empty = file.content.trim().is_empty();
             if empty {
