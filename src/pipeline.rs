@@ -24,6 +24,10 @@ pub enum PipelineError {
     /// Every call came back empty: there is no draft to send, only an error.
     #[error("the model wrote nothing for this brief")]
     NothingWritten,
+    /// The deadline came before the model wrote anything (the job waited behind others): the
+    /// caller is told to come back, as for any other overload, rather than shown a failure.
+    #[error("no time was left to write this brief after waiting {waited:?}")]
+    OutOfTime { waited: Duration },
 }
 
 /// Which generator serves each phase: typically a fast model for prototypes and a stronger one
@@ -167,7 +171,11 @@ impl Pipeline {
             !empty
         });
         if output.trim().is_empty() && draft.artifacts.is_empty() {
-            return Err(PipelineError::NothingWritten);
+            let out_of_time = generation.finish == FinishReason::Deadline || Instant::now() >= deadline;
+            return Err(match out_of_time {
+                true => PipelineError::OutOfTime { waited: generation.queued },
+                false => PipelineError::NothingWritten,
+            });
         }
         let words = clean::word_count(&output);
         let title = if brief.title.is_empty() { brief.kind_of_work() } else { brief.title.clone() };
@@ -192,7 +200,7 @@ impl Pipeline {
             false => Check {
                 name: "no_empty_parts".into(),
                 passed: false,
-                detail: format!("could not write {}, so left it out", dropped.describe()),
+                detail: format!("we left out {}, which came back empty", dropped.describe()),
             },
         });
         let mut agent_message =

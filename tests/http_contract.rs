@@ -263,6 +263,30 @@ async fn a_deadline_shorter_than_the_generation_returns_in_time_with_clean_trunc
     assert_contract_response(&body, "00000000-0000-0000-0000-0000000020aa", "prototype");
 }
 
+/// A task admitted behind others whose wait eats its whole budget has nothing to send: that is an
+/// overload the platform may retry, with `Retry-After`, never a 500 or a late or empty answer.
+#[tokio::test]
+async fn a_task_whose_time_runs_out_in_the_queue_is_refused_with_retry_after() {
+    let fake = FakeGenerator::default().with_queue_delay(Duration::from_secs(3));
+    let strategy = StrategyConfig { prototype_deadline: Duration::from_secs(2), ..StrategyConfig::default() };
+    let server = TestServer::loading(fake, strategy, server_config()).await;
+    server.ready();
+    let started = Instant::now();
+    let response = post_execute(
+        &client(),
+        &server.url,
+        with_mode(&fixture_brief("minimal-brief"), "prototype"),
+        &Signed::default(),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    let (status, body) = json_of(response).await;
+    assert_error(status, &body, 429, "deadline_unmeetable");
+    assert!(retry_after.is_some_and(|secs| secs >= 1), "Retry-After: {retry_after:?}");
+    assert!(elapsed < Duration::from_millis(2500), "answered after {elapsed:?}");
+}
+
 #[tokio::test]
 async fn an_engine_failure_is_a_generic_500_and_is_not_cached() {
     let server = TestServer::start(FakeGenerator::default().failing()).await;

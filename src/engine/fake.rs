@@ -14,6 +14,7 @@ const SENTENCE: &str = "The fake engine writes this sentence for the brief.";
 pub struct FakeGenerator {
     words: usize,
     word_delay: Duration,
+    queue_delay: Duration,
     fail: bool,
     panic: bool,
     capability: Capability,
@@ -25,6 +26,7 @@ impl Default for FakeGenerator {
         Self {
             words: 45,
             word_delay: Duration::ZERO,
+            queue_delay: Duration::ZERO,
             fail: false,
             panic: false,
             capability: Capability::Basic,
@@ -43,6 +45,13 @@ impl FakeGenerator {
     /// Time taken per word.
     pub fn with_word_delay(mut self, delay: Duration) -> Self {
         self.word_delay = delay;
+        self
+    }
+
+    /// Time each request waits before it starts, as behind a busy worker. A request whose
+    /// deadline passes while it waits comes back empty, as the real engine's does.
+    pub fn with_queue_delay(mut self, delay: Duration) -> Self {
+        self.queue_delay = delay;
         self
     }
 
@@ -102,6 +111,21 @@ impl TextGenerator for FakeGenerator {
             if this.panic {
                 panic!("the fake engine was told to panic");
             }
+            let enqueued = Instant::now();
+            // A queued job is given up at its deadline, not held past it.
+            tokio::time::sleep(this.queue_delay.min(request.deadline.saturating_duration_since(enqueued))).await;
+            let queued = enqueued.elapsed();
+            if Instant::now() >= request.deadline {
+                return Ok(Generation {
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    text: String::new(),
+                    finish: FinishReason::Deadline,
+                    queued,
+                    prefill: Duration::ZERO,
+                    decode: Duration::ZERO,
+                });
+            }
             let started = Instant::now();
             let mut text = format!("# {}\n\n", Self::heading(&request));
             let mut written = 0;
@@ -128,7 +152,7 @@ impl TextGenerator for FakeGenerator {
                 output_tokens: written,
                 text,
                 finish,
-                queued: Duration::ZERO,
+                queued,
                 prefill: Duration::ZERO,
                 decode: started.elapsed(),
             })

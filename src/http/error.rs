@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::auth::AuthError;
 use crate::engine::EngineError;
+use crate::engine::admission::RejectReason;
 use crate::idempotency::IdempotencyError;
 use crate::pipeline::PipelineError;
 use crate::protocol::ProtocolError;
@@ -57,6 +58,11 @@ impl ApiError {
             PipelineError::Engine(EngineError::Overloaded { reason, retry_after }) => {
                 ApiError::Overloaded { reason: reason.as_str(), retry_after: *retry_after }
             }
+            // What held it up is still ahead of a retry for about as long as it waited.
+            PipelineError::OutOfTime { waited } => ApiError::Overloaded {
+                reason: RejectReason::DeadlineUnmeetable.as_str(),
+                retry_after: (*waited).max(Duration::from_secs(1)),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

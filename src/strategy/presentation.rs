@@ -53,7 +53,7 @@ pub fn agent_message(
         [] => String::new(),
         failed => {
             let named: Vec<String> =
-                failed.iter().take(NOTE_MAX_FAILURES).map(|c| format!("it {}", short_detail(&c.detail))).collect();
+                failed.iter().take(NOTE_MAX_FAILURES).map(|c| as_finding(&short_detail(&c.detail))).collect();
             let more = match failed.len().saturating_sub(NOTE_MAX_FAILURES) {
                 0 => String::new(),
                 n => format!(" ({n} more in the checks)"),
@@ -66,6 +66,18 @@ pub fn agent_message(
         }
     };
     format!("{what}{verdict}")
+}
+
+/// A check's detail as a clause of the note: details that open with a verb ("has 3 items…")
+/// read with "it" before them; the others ("7 of 8 slogans written") stand on their own.
+fn as_finding(detail: &str) -> String {
+    const VERBS: &[&str] =
+        &["has", "is", "states", "never", "uses", "reads", "contains", "repeats", "names", "keeps", "ends", "was"];
+    let first = detail.split_whitespace().next().unwrap_or_default();
+    match VERBS.contains(&first) {
+        true => format!("it {detail}"),
+        false => detail.to_string(),
+    }
 }
 
 /// A check's detail short enough for a note: what failed, not the quoted text it failed on.
@@ -142,7 +154,7 @@ mod tests {
             detail: "2 over 30 characters: \"A very long headline indeed\", \"Another\"".into(),
         };
         let quoted = agent_message(&brief, None, 200, None, false, &[long]);
-        assert!(quoted.contains("it 2 over 30 characters.") && !quoted.contains("Another"), "{quoted}");
+        assert!(quoted.contains("Not yet right: 2 over 30 characters.") && !quoted.contains("Another"), "{quoted}");
         let cut = agent_message(&brief, None, 200, None, true, &[]);
         assert!(cut.contains("cut short") && !cut.contains("full draft"), "{cut}");
     }
