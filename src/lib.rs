@@ -23,6 +23,8 @@
 //! * [`engine`] — local inference behind the small [`engine::TextGenerator`] trait: the candle
 //!   worker thread, the GGUF tokenizer and chat template, sampling, deadlines. Tests swap in
 //!   [`engine::fake::FakeGenerator`].
+//! * [`sandbox`] — running the code a task delivers under bubblewrap: no network, no host files,
+//!   limits on CPU, memory, processes, output and wall time.
 //! * [`telemetry`] — logging and the Prometheus recorder.
 //! * [`fetch`] — `bidder fetch-hf`: models from the Hugging Face hub.
 //! * [`harness`] — `bidder harness` and `bidder sign`: the platform's view of an agent, locally.
@@ -38,6 +40,7 @@ pub mod http;
 pub mod idempotency;
 pub mod pipeline;
 pub mod protocol;
+pub mod sandbox;
 pub mod strategy;
 pub mod telemetry;
 

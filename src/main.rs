@@ -8,12 +8,13 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use bidder::config::{
     BenchModelArgs, Cli, Command, ExecuteArgs, FetchHfArgs, HarnessArgs, LogFormat, ModeArg, ServeArgs, SignArgs,
-    TokenizeArgs,
+    StrategyArgs, TokenizeArgs,
 };
 use bidder::engine::load_gguf_tokenizer;
 use bidder::http::{self, AppState};
 use bidder::pipeline::{PhaseRoutes, Pipeline};
 use bidder::protocol::{Phase, parse_brief};
+use bidder::sandbox::Availability;
 use bidder::telemetry;
 use clap::Parser;
 
@@ -50,10 +51,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.validate()?;
+    let mut config = args.validate()?;
     pin_inference_threads(config.pool.threads());
     telemetry::init_logging(config.log_format);
     runtime()?.block_on(async move {
+        // Before anything is bound or loaded: with --code-exec required, no sandbox, no server.
+        config.strategy.code_exec = code_execution(&args.strategy).await?;
         let tls = match &config.server.tls {
             Some(files) => Some(http::load_tls(files).await?),
             None => None,
@@ -142,6 +145,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Probes the sandbox once, as `--code-exec` asks, and says whether delivered code will run.
+async fn code_execution(args: &StrategyArgs) -> anyhow::Result<Availability> {
+    let availability = Availability::probe(args.code_exec, args.bwrap_path.as_deref())
+        .await
+        .context("--code-exec required, but code cannot run in the sandbox here")?;
+    match availability.why_not() {
+        None => tracing::info!("delivered code will be run in the bubblewrap sandbox before it is sent"),
+        Some(why) => tracing::info!(%why, "delivered code will not be run"),
+    }
+    Ok(availability)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -165,9 +180,11 @@ async fn shutdown_signal() {
 
 fn execute(args: ExecuteArgs) -> anyhow::Result<()> {
     let pool = args.model.validate()?;
-    let strategy = args.strategy.validate()?;
+    let mut strategy = args.strategy.validate()?;
     pin_inference_threads(pool.threads());
     telemetry::init_logging(LogFormat::Text);
+    let runtime = runtime()?;
+    strategy.code_exec = runtime.block_on(code_execution(&args.strategy))?;
     let body = std::fs::read(&args.brief).with_context(|| format!("cannot read {}", args.brief.display()))?;
     let mut brief =
         parse_brief(&body).with_context(|| format!("{} is not a brief we can work on", args.brief.display()))?;
@@ -179,7 +196,7 @@ fn execute(args: ExecuteArgs) -> anyhow::Result<()> {
     }
     let (routes, _) = PhaseRoutes::load(&pool, Some(brief.phase))?;
     let pipeline = Pipeline::new(routes, strategy);
-    let response = runtime()?.block_on(pipeline.execute(&brief, Instant::now()))?;
+    let response = runtime.block_on(pipeline.execute(&brief, Instant::now()))?;
     println!("{}", serde_json::to_string_pretty(&response)?);
     Ok(())
 }

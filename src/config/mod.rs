@@ -301,6 +301,13 @@ pub struct StrategyArgs {
     /// Share of the buyer's `budget_usd` to bid (0 < f ≤ 1).
     #[arg(long, env = "BIDDER_BID_FRACTION", default_value_t = DEFAULT_BID_FRACTION)]
     pub bid_fraction: f64,
+    /// Run the code a task delivers (in the bubblewrap sandbox) before sending it: `off`,
+    /// `auto` (when bubblewrap works here) or `required` (refuse to start without it).
+    #[arg(long, env = "BIDDER_CODE_EXEC", value_enum, default_value_t = crate::sandbox::CodeExec::Auto)]
+    pub code_exec: crate::sandbox::CodeExec,
+    /// The bubblewrap binary to use (default: `bwrap` on PATH).
+    #[arg(long, env = "BIDDER_BWRAP")]
+    pub bwrap_path: Option<PathBuf>,
     #[command(flatten)]
     pub attachments: AttachmentArgs,
 }
@@ -529,6 +536,9 @@ pub struct StrategyConfig {
     pub cost_per_hour_usd: f64,
     pub bid_fraction: f64,
     pub attachments: AttachmentPolicy,
+    /// Where the code a task delivers may be run, or why it may not (`--code-exec`, probed once
+    /// at start-up).
+    pub code_exec: crate::sandbox::Availability,
 }
 
 impl Default for StrategyConfig {
@@ -539,6 +549,7 @@ impl Default for StrategyConfig {
             cost_per_hour_usd: DEFAULT_COST_PER_HOUR_USD,
             bid_fraction: DEFAULT_BID_FRACTION,
             attachments: AttachmentPolicy::default(),
+            code_exec: crate::sandbox::Availability::Unavailable { why: "code execution was not set up".into() },
         }
     }
 }
@@ -773,6 +784,8 @@ impl StrategyArgs {
             cost_per_hour_usd: self.cost_per_hour_usd,
             bid_fraction: self.bid_fraction,
             attachments: self.attachments.validate()?,
+            // Probed at start-up, after validation (it runs the sandbox once).
+            code_exec: crate::sandbox::Availability::Unavailable { why: "code execution was not set up".into() },
         })
     }
 }

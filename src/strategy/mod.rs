@@ -78,6 +78,8 @@ pub struct GenerationPlan {
     /// For data with a table in the brief: the figures computed from it (the model writes around
     /// them; the response carries them as tables).
     pub analysis: Option<data::Analysis>,
+    /// Where code may be run, or why it may not (from `--code-exec` and this machine).
+    pub code_exec: crate::sandbox::Availability,
 }
 
 /// Plan the generation for `brief` in its phase.
@@ -117,6 +119,7 @@ pub fn plan(brief: &Brief, config: &StrategyConfig) -> GenerationPlan {
         requirements,
         wordmark: None,
         analysis,
+        code_exec: config.code_exec.clone(),
     }
 }
 
@@ -173,6 +176,7 @@ fn plan_logo(brief: &Brief, config: &StrategyConfig, requirements: Requirements)
         requirements,
         wordmark: Some(wordmark),
         analysis: None,
+        code_exec: config.code_exec.clone(),
     }
 }
 

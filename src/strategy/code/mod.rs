@@ -11,6 +11,10 @@
 //! ascending sort, …); the model's rewrite replaces that fix only if it passes every check, keeps
 //! every function and no longer has the pitfalls.
 //!
+//! Code in a language with a runner then goes through `tested`: tests from the brief, run in the
+//! sandbox, failures repaired (`runners` runs and reads each language's tests); an SQL query is
+//! run on a sample database in SQLite (`sql`).
+//!
 //! A file per concern: `review` (code in the brief: findings and the corrected code) with
 //! `pitfalls` (the Python pitfalls found and fixed here), `written` (code written from a
 //! description, and how to run it), `regex_task` (a regular expression tried on the brief's
@@ -22,6 +26,9 @@ mod naming;
 mod pitfalls;
 mod regex_task;
 mod review;
+mod runners;
+mod sql;
+mod tested;
 mod written;
 
 pub use checks::{code_checks, largest_block};
@@ -75,9 +82,18 @@ pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>
     let task = CodeTask::of(brief);
     tracing::debug!(?task, %language, "code task");
     let draft = match task {
-        CodeTask::Review { original } => review(brief, &language, &original, writer).await?,
+        CodeTask::Review { original } => {
+            let draft = review(brief, &language, &original, writer).await?;
+            tested::with_tests(brief, plan, &language, Some(&original), draft, writer).await?
+        }
         CodeTask::Regex => regex_task(brief, &language, writer).await?,
-        CodeTask::Write => write_code(brief, plan, &language, writer).await?,
+        CodeTask::Write => {
+            let draft = write_code(brief, plan, &language, writer).await?;
+            match language.as_str() {
+                "sql" => sql::with_sample_run(brief, draft, writer).await?,
+                _ => tested::with_tests(brief, plan, &language, None, draft, writer).await?,
+            }
+        }
     };
     // Nothing written at all (the engine turned every call away): the general strategy's draft is
     // still better than an empty one.

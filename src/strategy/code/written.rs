@@ -38,6 +38,10 @@ pub(super) async fn write_code(
         "\nWrite the complete {} code. Output only the code, with short comments.",
         display(language)
     ));
+    // Tests are written and run separately; inline ones would run on import and break them.
+    if plan.code_exec.sandbox().is_some() && super::runners::Runner::for_language(language).is_some() {
+        user.push_str(" No tests, example calls or prints at the top level: tests come separately.");
+    }
     let (attempts, tokens) = match brief.phase {
         Phase::Final => (FINAL_ATTEMPTS, FINAL_CODE_TOKENS),
         Phase::Prototype => (PROTOTYPE_ATTEMPTS, PROTOTYPE_CODE_TOKENS),
@@ -86,7 +90,9 @@ pub(super) async fn write_code(
     if !best.failures.is_empty() {
         tracing::info!(failures = %best.failures.join("; "), "no attempt at the code passed every check");
     }
-    let filename = file_name(&best.code, language, &brief.title, false);
+    // A function is known by its name; a script by what the title says it does.
+    let is_function = brief.task_type.as_deref().is_some_and(|t| t.to_lowercase().contains("function"));
+    let filename = file_name(&best.code, language, &brief.title, is_function);
     let mut text = format!(
         "```{fence}\n{}\n```\n\n## How to run\n\n{}",
         best.code.trim_end(),
@@ -234,7 +240,15 @@ fn how_to_run(code: &str, language: &str, filename: &str) -> String {
             for caps in optional.captures_iter(code) {
                 usage.push_str(&format!(" [{}]", &caps[1]));
             }
-            steps.push(format!("Run it with Python 3: `{usage}`."));
+            let function = Regex::new(r"(?m)^def ([A-Za-z]\w*)").expect("valid pattern");
+            let library = !code.contains("__main__") && !code.contains("argparse");
+            match function.captures(code) {
+                Some(caps) if library => {
+                    let stem = filename.trim_end_matches(".py");
+                    steps.push(format!("Use it from Python: `from {stem} import {}`.", &caps[1]));
+                }
+                _ => steps.push(format!("Run it with Python 3: `{usage}`.")),
+            }
             numbered(&steps)
         }
         "sql" => numbered(&[

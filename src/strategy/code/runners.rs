@@ -1,0 +1,460 @@
+//! How each language's tests are run in the sandbox and read back: Python with pytest,
+//! JavaScript with `node --test`. Owns the test file's name and opening lines (how it imports
+//! the code), the command, and turning the runner's report into passed and failed tests with the
+//! error of each failure — what the repair prompt quotes and the response reports.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::sandbox::RunOutcome;
+
+/// Lines of a failure's report kept for the repair prompt: the assertion and where it failed.
+const FAILURE_LINES: usize = 14;
+/// Characters of output kept when the tests could not run at all.
+const PROBLEM_CHARS: usize = 600;
+
+/// A language whose tests we can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Runner {
+    Python,
+    JavaScript,
+}
+
+/// What one run of the tests found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct TestRun {
+    pub passed: Vec<String>,
+    pub failed: Vec<Failure>,
+    /// The tests could not run at all (the code does not import, the run timed out): why.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Failure {
+    pub test: String,
+    pub error: String,
+}
+
+impl TestRun {
+    pub fn total(&self) -> usize {
+        self.passed.len() + self.failed.len()
+    }
+
+    pub fn all_passed(&self) -> bool {
+        self.problem.is_none() && self.failed.is_empty() && !self.passed.is_empty()
+    }
+
+    /// What failed, for the repair prompt: each failing test with its error, or why nothing ran.
+    pub fn failures_for_repair(&self, max_tests: usize) -> String {
+        if let Some(problem) = &self.problem {
+            return problem.clone();
+        }
+        self.failed
+            .iter()
+            .take(max_tests)
+            .map(|f| format!("Test `{}` failed:\n{}", f.test, f.error))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+}
+
+impl Runner {
+    pub fn for_language(language: &str) -> Option<Runner> {
+        match language {
+            "python" => Some(Runner::Python),
+            "javascript" => Some(Runner::JavaScript),
+            _ => None,
+        }
+    }
+
+    /// The program the sandbox must have.
+    pub fn interpreter(self) -> &'static str {
+        match self {
+            Runner::Python => "python3",
+            Runner::JavaScript => "node",
+        }
+    }
+
+    /// The tests' file name for the code in `code_file`.
+    pub fn test_file(self, code_file: &str) -> String {
+        let stem = stem(code_file);
+        match self {
+            Runner::Python => format!("test_{stem}.py"),
+            Runner::JavaScript => format!("{stem}.test.js"),
+        }
+    }
+
+    /// The tests' opening lines: the test library and the code under test, by its file name.
+    pub fn test_preamble(self, code_file: &str, code: &str) -> String {
+        let stem = stem(code_file);
+        match self {
+            Runner::Python => format!("import pytest\nfrom {stem} import *\n"),
+            Runner::JavaScript => {
+                let names = javascript_top_level_names(code).join(", ");
+                format!(
+                    "const test = require('node:test');\nconst assert = require('node:assert');\nconst {{ {names} }} = require('./{stem}');\n"
+                )
+            }
+        }
+    }
+
+    /// How a buyer runs the tests, and how the sandbox does.
+    pub fn command(self, test_file: &str) -> Vec<String> {
+        match self {
+            Runner::Python => {
+                ["python3", "-m", "pytest", "-q", "-rA", "--tb=short", "-p", "no:cacheprovider", test_file]
+                    .map(String::from)
+                    .to_vec()
+            }
+            Runner::JavaScript => ["node", "--test", "--test-reporter=tap", test_file].map(String::from).to_vec(),
+        }
+    }
+
+    /// The command as the buyer types it.
+    pub fn command_line(self, test_file: &str) -> String {
+        match self {
+            Runner::Python => format!("python3 -m pytest {test_file}"),
+            Runner::JavaScript => format!("node --test {test_file}"),
+        }
+    }
+
+    /// The code as the tests load it: JavaScript without exports gets them, guarded so the file
+    /// still works in a browser (`module` is undefined there).
+    pub fn importable(self, code: &str) -> String {
+        match self {
+            Runner::Python => code.to_string(),
+            Runner::JavaScript if code.contains("module.exports") || code.contains("export ") => code.to_string(),
+            Runner::JavaScript => {
+                let names = javascript_top_level_names(code);
+                match names.is_empty() {
+                    true => code.to_string(),
+                    false => format!(
+                        "{}\n\nif (typeof module !== 'undefined') module.exports = {{ {} }};\n",
+                        code.trim_end(),
+                        names.join(", ")
+                    ),
+                }
+            }
+        }
+    }
+
+    /// The code without the test functions a model writes into it and the top-level calls
+    /// that run them (Python; other languages are left as written).
+    pub fn without_inline_tests(self, code: &str) -> String {
+        if self != Runner::Python {
+            return code.to_string();
+        }
+        let mut kept: Vec<&str> = Vec::new();
+        let mut in_test = false;
+        let code = self.without_test_calls(code);
+        for line in code.lines() {
+            let top_level = !line.starts_with([' ', '\t']) && !line.trim().is_empty();
+            if top_level {
+                in_test = line.starts_with("def test");
+            }
+            if !in_test {
+                kept.push(line);
+            }
+        }
+        // A comment left announcing the removed tests goes too.
+        while kept.last().is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            kept.pop();
+        }
+        kept.join("\n")
+    }
+
+    /// The test functions a model wrote into the code (Python), in order, if any.
+    pub fn inline_tests(self, code: &str) -> Option<String> {
+        if self != Runner::Python {
+            return None;
+        }
+        let mut tests: Vec<&str> = Vec::new();
+        let mut in_test = false;
+        for line in code.lines() {
+            if !line.starts_with([' ', '\t']) && !line.trim().is_empty() {
+                in_test = line.starts_with("def test");
+                if in_test && !tests.is_empty() {
+                    tests.push("");
+                }
+            }
+            if in_test && !line.trim().is_empty() {
+                tests.push(line);
+            }
+        }
+        (!tests.is_empty()).then(|| tests.join("\n"))
+    }
+
+    /// How the first test opens, so the model writes test functions rather than bare asserts.
+    pub fn first_test_opening(self) -> &'static str {
+        match self {
+            Runner::Python => "\n\ndef test_",
+            Runner::JavaScript => "\ntest('",
+        }
+    }
+
+    /// Without top-level calls of test functions (`test_parse()`), which run on import: the
+    /// runner calls the tests itself.
+    pub fn without_test_calls(self, code: &str) -> String {
+        static CALL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^test\w*\(\)\s*;?\s*$").expect("valid pattern"));
+        code.lines().filter(|line| !CALL.is_match(line)).collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn read(self, outcome: &RunOutcome, limit_secs: u64) -> TestRun {
+        if outcome.timed_out {
+            return TestRun {
+                problem: Some(format!("the tests did not finish within {limit_secs} s (an endless loop or a wait?)")),
+                ..TestRun::default()
+            };
+        }
+        let run = match self {
+            Runner::Python => read_pytest(&outcome.stdout),
+            Runner::JavaScript => read_tap(&outcome.stdout),
+        };
+        if run.total() == 0 && run.problem.is_none() {
+            let output = format!("{}\n{}", outcome.stdout.trim(), outcome.stderr.trim());
+            return TestRun {
+                problem: Some(format!("no test ran:\n{}", tail_chars(output.trim(), PROBLEM_CHARS))),
+                ..run
+            };
+        }
+        run
+    }
+}
+
+fn stem(file: &str) -> &str {
+    file.rsplit_once('.').map_or(file, |(stem, _)| stem)
+}
+
+/// Functions, classes and constants declared at the top level of JavaScript code.
+fn javascript_top_level_names(code: &str) -> Vec<String> {
+    static DECLARATION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?m)^(?:async\s+)?(?:function\*?\s+|class\s+|(?:const|let|var)\s+)([A-Za-z_$][\w$]*)")
+            .expect("valid pattern")
+    });
+    let mut names: Vec<String> = Vec::new();
+    for caps in DECLARATION.captures_iter(code) {
+        if !names.contains(&caps[1].to_string()) {
+            names.push(caps[1].to_string());
+        }
+    }
+    names
+}
+
+/// pytest's `-rA` summary (`PASSED file::test`, `FAILED file::test - why`) with the failures'
+/// short tracebacks; an `ERROR` of the file itself means the tests could not be collected.
+fn read_pytest(output: &str) -> TestRun {
+    static SUMMARY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(PASSED|FAILED|ERROR) ([^\s:]+)(?:::(.+?))?(?: - (.*))?$").expect("valid pattern")
+    });
+    static SECTION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^_{3,} (.+?) _{3,}$").expect("valid pattern"));
+    let mut sections: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut in_report = false;
+    let mut run = TestRun::default();
+    for line in output.lines() {
+        if line.starts_with("=====") {
+            in_report = line.contains("FAILURES") || line.contains("ERRORS");
+            continue;
+        }
+        if let Some(caps) = SECTION.captures(line) {
+            sections.push((caps[1].trim_start_matches("ERROR collecting ").to_string(), Vec::new()));
+            continue;
+        }
+        if in_report && let Some((_, lines)) = sections.last_mut() {
+            lines.push(line);
+            continue;
+        }
+        let Some(caps) = SUMMARY.captures(line) else { continue };
+        let test = caps.get(3).map(|m| m.as_str().to_string());
+        match (&caps[1], test) {
+            ("PASSED", Some(test)) => run.passed.push(test),
+            ("FAILED" | "ERROR", Some(test)) => {
+                let error = caps.get(4).map_or("", |m| m.as_str()).to_string();
+                run.failed.push(Failure { test, error });
+            }
+            (_, None) => {
+                let why = caps.get(4).map_or("", |m| m.as_str());
+                let report = sections.iter().find(|(name, _)| name.contains(&caps[2])).map(|(_, l)| l.join("\n"));
+                run.problem = Some(format!(
+                    "the tests could not be loaded ({why}):\n{}",
+                    tail_lines(report.as_deref().unwrap_or(""), FAILURE_LINES)
+                ));
+            }
+            _ => {}
+        }
+    }
+    for failure in &mut run.failed {
+        if let Some((_, lines)) =
+            sections.iter().find(|(name, _)| *name == failure.test || failure.test.ends_with(name.as_str()))
+        {
+            failure.error = tail_lines(&lines.join("\n"), FAILURE_LINES);
+        }
+    }
+    run
+}
+
+/// node's TAP report: `ok N - name` / `not ok N - name`, each followed by a YAML block that says
+/// whether it was a suite and, for a failure, its error.
+fn read_tap(output: &str) -> TestRun {
+    static RESULT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^\s*(not ok|ok) \d+ - (.+?)(?: # .*)?$").expect("valid pattern"));
+    let lines: Vec<&str> = output.lines().collect();
+    let mut run = TestRun::default();
+    for (at, line) in lines.iter().enumerate() {
+        let Some(caps) = RESULT.captures(line) else { continue };
+        let block: Vec<&str> = lines[at + 1..]
+            .iter()
+            .skip_while(|l| l.trim() == "---")
+            .take_while(|l| l.trim() != "...")
+            .copied()
+            .collect();
+        if block.iter().any(|l| l.trim() == "type: 'suite'") {
+            continue;
+        }
+        let name = caps[2].to_string();
+        match &caps[1] {
+            "ok" => run.passed.push(name),
+            _ => {
+                let error: Vec<&str> = block
+                    .iter()
+                    .filter(|l| {
+                        !l.trim_start().starts_with("duration_ms") && !l.trim_start().starts_with("failureType")
+                    })
+                    .copied()
+                    .collect();
+                run.failed.push(Failure { test: name, error: tail_lines(&error.join("\n"), FAILURE_LINES) });
+            }
+        }
+    }
+    run
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn tail_chars(text: &str, n: usize) -> String {
+    let count = text.chars().count();
+    text.chars().skip(count.saturating_sub(n)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pytest_summaries_give_each_test_with_its_short_traceback() {
+        let output = "\
+..F                                                                      [100%]
+=================================== FAILURES ===================================
+_______________________________ test_bare_number _______________________________
+    def test_bare_number():
+>       with pytest.raises(ValueError):
+E       Failed: DID NOT RAISE <class 'ValueError'>
+
+test_parse.py:9: Failed
+==================================== PASSES ====================================
+=========================== short test summary info ============================
+PASSED test_parse.py::test_hours
+PASSED test_parse.py::test_minutes[90m-5400]
+FAILED test_parse.py::test_bare_number - Failed: DID NOT RAISE <class 'ValueError'>
+1 failed, 2 passed in 0.02s
+";
+        let run = read_pytest(output);
+        assert_eq!(run.passed, ["test_hours", "test_minutes[90m-5400]"]);
+        assert_eq!(run.failed.len(), 1);
+        assert_eq!(run.failed[0].test, "test_bare_number");
+        assert!(run.failed[0].error.contains("DID NOT RAISE") && run.failed[0].error.contains("test_parse.py:9"));
+        assert!(run.problem.is_none() && !run.all_passed());
+    }
+
+    #[test]
+    fn a_module_that_does_not_import_is_a_problem_not_a_pass() {
+        let output = "\
+==================================== ERRORS ====================================
+_______________________ ERROR collecting test_rename.py ________________________
+test_rename.py:2: in <module>
+    from rename import *
+rename.py:3: in <module>
+    import exifread
+E   ModuleNotFoundError: No module named 'exifread'
+=========================== short test summary info ============================
+ERROR test_rename.py
+1 error in 0.05s
+";
+        let run = read_pytest(output);
+        let problem = run.problem.clone().expect("a collection error");
+        assert!(problem.contains("No module named 'exifread'"), "{problem}");
+        assert_eq!(run.total(), 0);
+    }
+
+    #[test]
+    fn node_tap_reports_leaf_tests_and_failures_with_their_error() {
+        let output = "\
+TAP version 13
+# Subtest: collapses calls
+ok 1 - collapses calls
+  ---
+  duration_ms: 151.2
+  ...
+# Subtest: keeps this
+not ok 2 - keeps this
+  ---
+  duration_ms: 120.1
+  failureType: 'testCodeFailure'
+  error: |-
+    Expected values to be strictly equal:
+
+    undefined !== 'obj'
+  code: 'ERR_ASSERTION'
+  ...
+# Subtest: group
+    ok 1 - inner
+      ---
+      duration_ms: 1
+      ...
+ok 3 - group
+  ---
+  duration_ms: 2
+  type: 'suite'
+  ...
+1..3
+";
+        let run = read_tap(output);
+        assert_eq!(run.passed, ["collapses calls", "inner"]);
+        assert_eq!(run.failed.len(), 1);
+        assert!(run.failed[0].error.contains("undefined !== 'obj'"), "{}", run.failed[0].error);
+    }
+
+    #[test]
+    fn inline_tests_and_their_calls_leave_the_code() {
+        let code = "def parse(t):\n    return 1\n\n# Test it\ndef test_parse():\n    assert parse('x') == 1\n\n    assert True\n\ntest_parse()\n\nif __name__ == '__main__':\n    print(parse('y'))";
+        assert_eq!(
+            Runner::Python.without_inline_tests(code),
+            "def parse(t):\n    return 1\n\n# Test it\nif __name__ == '__main__':\n    print(parse('y'))"
+        );
+        let inline = Runner::Python.inline_tests(code).unwrap();
+        assert_eq!(inline, "def test_parse():\n    assert parse('x') == 1\n    assert True");
+        assert_eq!(Runner::Python.without_test_calls("def test_a():\n    pass\ntest_a()"), "def test_a():\n    pass");
+    }
+
+    #[test]
+    fn javascript_gets_guarded_exports_of_its_top_level_names() {
+        let code = "function debounce(fn, wait) {\n  let t;\n  return () => {};\n}\nconst LIMIT = 3;";
+        let loaded = Runner::JavaScript.importable(code);
+        assert!(loaded.ends_with("if (typeof module !== 'undefined') module.exports = { debounce, LIMIT };\n"));
+        assert!(
+            Runner::JavaScript
+                .test_preamble("debounce.js", code)
+                .contains("const { debounce, LIMIT } = require('./debounce');")
+        );
+        let exported = "function f() {}\nmodule.exports = { f };";
+        assert_eq!(Runner::JavaScript.importable(exported), exported);
+        assert_eq!(Runner::Python.test_file("rename_photos.py"), "test_rename_photos.py");
+        assert_eq!(
+            Runner::Python.test_preamble("rename_photos.py", ""),
+            "import pytest\nfrom rename_photos import *\n"
+        );
+    }
+}
