@@ -226,6 +226,19 @@ fn stem(file: &str) -> &str {
     file.rsplit_once('.').map_or(file, |(stem, _)| stem)
 }
 
+impl Runner {
+    /// The functions and classes the code defines at its top level (a repair must keep them:
+    /// the tests and the buyer call them by name).
+    pub fn defined_names(self, code: &str) -> Vec<String> {
+        static PYTHON: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?m)^(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)").expect("valid pattern"));
+        match self {
+            Runner::Python => PYTHON.captures_iter(code).map(|c| c[1].to_string()).collect(),
+            Runner::JavaScript => javascript_top_level_names(code),
+        }
+    }
+}
+
 /// Functions, classes and constants declared at the top level of JavaScript code.
 fn javascript_top_level_names(code: &str) -> Vec<String> {
     static DECLARATION: LazyLock<Regex> = LazyLock::new(|| {

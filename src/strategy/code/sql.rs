@@ -14,7 +14,7 @@ use rusqlite::limits::Limit;
 use super::MAX_BRIEF_CHARS;
 use super::checks::fenced_code;
 use super::naming::code_artifact;
-use crate::engine::{EngineError, FinishReason};
+use crate::engine::{Capability, EngineError, FinishReason};
 use crate::protocol::{Brief, Phase};
 use crate::strategy::compose::{Ask, Draft, Writer, check};
 use crate::strategy::prompt;
@@ -32,6 +32,10 @@ pub(super) async fn with_sample_run(
     mut draft: Draft,
     writer: &mut Writer<'_>,
 ) -> Result<Draft, EngineError> {
+    // A model below Prose cannot write sample rows that test anything (see `tested`).
+    if writer.capability() == Capability::Basic {
+        return Ok(draft);
+    }
     let Some(at) = draft.artifacts.iter().position(|a| a.filename.is_some()) else { return Ok(draft) };
     let first_query = draft.artifacts[at].content.trim_end().to_string();
     let other_dialect = other_dialect(brief);

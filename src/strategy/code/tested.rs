@@ -12,7 +12,7 @@ use super::MAX_BRIEF_CHARS;
 use super::checks::{code_checks, failed_details, fenced_code};
 use super::naming::{code_artifact, display, fence_language};
 use super::runners::{Runner, TestRun};
-use crate::engine::{EngineError, FinishReason};
+use crate::engine::{Capability, EngineError, FinishReason};
 use crate::protocol::{Brief, Check, Phase};
 use crate::sandbox::{Limits, Sandbox, SourceFile};
 use crate::strategy::compose::{Ask, Draft, Writer, check};
@@ -54,6 +54,11 @@ pub(super) async fn with_tests(
     mut draft: Draft,
     writer: &mut Writer<'_>,
 ) -> Result<Draft, EngineError> {
+    // A model below Prose writes tests that test nothing (or the wrong thing), and a run of
+    // them would only report noise or, worse, steer a repair away from a fix made for certain.
+    if writer.capability() == Capability::Basic {
+        return Ok(draft);
+    }
     let Some(runner) = Runner::for_language(language) else { return Ok(draft) };
     let Some(at) = draft.artifacts.iter().position(|a| a.filename.is_some()) else { return Ok(draft) };
     let filename = draft.artifacts[at].filename.clone().unwrap_or_default();
@@ -109,6 +114,11 @@ pub(super) async fn with_tests(
             break;
         }
         let Some(code) = repair(brief, language, &filename, &best, writer).await? else { break };
+        let kept = runner.defined_names(&code);
+        if runner.defined_names(&best.code).iter().any(|name| !kept.contains(name)) {
+            tracing::info!("the repair dropped a function the code defined; not used");
+            continue;
+        }
         let run = run_tests(&sandbox, runner, &filename, &code, &test_file, &tests).await;
         let attempt = Attempt { code, run };
         if attempt.better_than(&best) {
