@@ -98,6 +98,19 @@ async fn tests_written_into_the_code_become_the_tests() {
     assert!(!code.content.contains("test_upper_case"), "{}", code.content);
 }
 
+/// Tests that cannot even load, while the code loads on its own, are the tests' fault: they are
+/// written once more, and if they still cannot run none are sent, and the code is not rewritten.
+#[tokio::test]
+async fn broken_tests_are_rewritten_once_and_never_steer_the_code() {
+    let broken = "broken(:\n    assert <div/>\n```";
+    let (response, prompts) = answer(duration_brief(), &[FIXED_DURATION, broken, broken], sandbox().await).await;
+    assert_eq!(prompts.len(), 3, "the code, the tests, the tests again — no repair: {prompts:#?}");
+    let tests = check(&response, "code:tests_passed");
+    assert!(!tests.passed && tests.detail.contains("none are included"), "{tests:?}");
+    assert!(!response.output.contains("## Tests"), "{}", response.output);
+    assert!(response.output.contains("text.lower()"), "the code is as written:\n{}", response.output);
+}
+
 #[tokio::test]
 async fn code_that_never_passes_is_sent_with_the_failures_said_not_hidden() {
     let replies = [BUGGY_DURATION, DURATION_TESTS, BUGGY_DURATION, BUGGY_DURATION, BUGGY_DURATION];

@@ -119,6 +119,16 @@ impl Runner {
         }
     }
 
+    /// A command that only loads the code: whether a failure to run the tests is the code's
+    /// fault or the tests'.
+    pub fn load_command(self, code_file: &str) -> Vec<String> {
+        let stem = stem(code_file);
+        match self {
+            Runner::Python => vec!["python3".into(), "-c".into(), format!("import {stem}")],
+            Runner::JavaScript => vec!["node".into(), "-e".into(), format!("require('./{stem}')")],
+        }
+    }
+
     /// The code as the tests load it: JavaScript without exports gets them, guarded so the file
     /// still works in a browser (`module` is undefined there).
     pub fn importable(self, code: &str) -> String {
@@ -142,8 +152,8 @@ impl Runner {
     /// The code without the test functions a model writes into it and the top-level calls
     /// that run them (Python; other languages are left as written).
     pub fn without_inline_tests(self, code: &str) -> String {
-        if self != Runner::Python {
-            return code.to_string();
+        if self == Runner::JavaScript {
+            return javascript_without_inline_tests(code);
         }
         let mut kept: Vec<&str> = Vec::new();
         let mut in_test = false;
@@ -207,10 +217,18 @@ impl Runner {
                 ..TestRun::default()
             };
         }
-        let run = match self {
+        let mut run = match self {
             Runner::Python => read_pytest(&outcome.stdout),
             Runner::JavaScript => read_tap(&outcome.stdout),
         };
+        // node reports a test file that does not load as one failed test named by the file.
+        if let [only] = run.failed.as_slice()
+            && run.passed.is_empty()
+            && only.test.ends_with(".js")
+        {
+            run =
+                TestRun { problem: Some(format!("the test file did not load:\n{}", only.error)), ..TestRun::default() };
+        }
         if run.total() == 0 && run.problem.is_none() {
             let output = format!("{}\n{}", outcome.stdout.trim(), outcome.stderr.trim());
             return TestRun {
@@ -237,6 +255,23 @@ impl Runner {
             Runner::JavaScript => javascript_top_level_names(code),
         }
     }
+}
+
+/// JavaScript up to where a model starts writing tests into it (a top-level `describe(`,
+/// `test(` or `it(`, or a re-import of the code itself), with the comments that announce them:
+/// models asked for tests often append a jest suite that would not even load beside the code.
+fn javascript_without_inline_tests(code: &str) -> String {
+    static TESTS_START: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"^(?:(?:describe|test|it)\s*\(|(?:const|let|var)\s+.*=\s*require\(\s*['"]\./|(?:const|let|var)\s+\w+\s*=\s*require\(\s*['"](?:node:)?(?:test|assert)['"])"#)
+            .expect("valid pattern")
+    });
+    let lines: Vec<&str> = code.lines().collect();
+    let Some(start) = lines.iter().position(|line| TESTS_START.is_match(line)) else { return code.to_string() };
+    let mut kept = lines[..start].to_vec();
+    while kept.last().is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with("//")) {
+        kept.pop();
+    }
+    kept.join("\n")
 }
 
 /// Functions, classes and constants declared at the top level of JavaScript code.
@@ -324,7 +359,8 @@ fn read_tap(output: &str) -> TestRun {
         if block.iter().any(|l| l.trim() == "type: 'suite'") {
             continue;
         }
-        let name = caps[2].to_string();
+        // node names a file that failed as a whole by its path in the sandbox.
+        let name = caps[2].trim_start_matches("/work/").to_string();
         match &caps[1] {
             "ok" => run.passed.push(name),
             _ => {
@@ -450,6 +486,17 @@ ok 3 - group
         let inline = Runner::Python.inline_tests(code).unwrap();
         assert_eq!(inline, "def test_parse():\n    assert parse('x') == 1\n    assert True");
         assert_eq!(Runner::Python.without_test_calls("def test_a():\n    pass\ntest_a()"), "def test_a():\n    pass");
+    }
+
+    #[test]
+    fn a_test_suite_appended_to_javascript_is_cut_off() {
+        let code = "function debounce(fn, wait) {\n  let t;\n  return () => {};\n}\n\nmodule.exports = { debounce };\n\n// debounced test file\nconst { debounce } = require('./utils/debounce');\n\ndescribe('x', () => {\n  it('y', () => {});\n});";
+        assert_eq!(
+            Runner::JavaScript.without_inline_tests(code),
+            "function debounce(fn, wait) {\n  let t;\n  return () => {};\n}\n\nmodule.exports = { debounce };"
+        );
+        let plain = "function f() {\n  return 1;\n}";
+        assert_eq!(Runner::JavaScript.without_inline_tests(plain), plain);
     }
 
     #[test]

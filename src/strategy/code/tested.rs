@@ -36,10 +36,10 @@ struct Attempt {
 }
 
 impl Attempt {
-    /// More tests passed; then fewer failed (a run that could not load scores nothing).
+    /// More tests passed; then code whose tests could run at all; then fewer failed.
     fn better_than(&self, other: &Attempt) -> bool {
-        (self.run.passed.len(), usize::MAX - self.run.failed.len())
-            > (other.run.passed.len(), usize::MAX - other.run.failed.len())
+        let rank = |a: &Attempt| (a.run.passed.len(), a.run.problem.is_none(), usize::MAX - a.run.failed.len());
+        rank(self) > rank(other)
     }
 }
 
@@ -97,7 +97,30 @@ pub(super) async fn with_tests(
     };
     let test_cost = started.elapsed();
     let test_file = runner.test_file(&filename);
-    let run = run_tests(&sandbox, runner, &filename, &first_code, &test_file, &tests).await;
+    let mut tests = tests;
+    let mut run = run_tests(&sandbox, runner, &filename, &first_code, &test_file, &tests).await;
+    // Tests that cannot run while the code loads on its own are broken tests, not broken
+    // code: they are written once more, and never used to rewrite the code.
+    if run.problem.is_some() && loads(&sandbox, runner, &filename, &first_code).await {
+        let rewritten = match writer.time_left() > test_cost.mul_f64(1.3) {
+            true => write_tests(brief, runner, language, &filename, &first_code, writer).await?,
+            false => None,
+        };
+        let retried = match &rewritten {
+            Some(again) => Some(run_tests(&sandbox, runner, &filename, &first_code, &test_file, again).await),
+            None => None,
+        };
+        match (rewritten, retried) {
+            (Some(again), Some(retried)) if retried.problem.is_none() => (tests, run) = (again, retried),
+            _ => {
+                let why = run.problem.as_deref().map(first_line).unwrap_or_default().to_string();
+                draft.checks.push(not_run(&format!(
+                    "the tests written for it could not run ({why}), so none are included; the code itself loads"
+                )));
+                return Ok(draft);
+            }
+        }
+    }
     let mut best = Attempt { code: first_code.clone(), run };
 
     let repairs = match brief.phase {
@@ -239,6 +262,15 @@ async fn run_tests(
     }
 }
 
+/// Whether the code loads on its own (imports, parses, runs its top level) in the sandbox.
+async fn loads(sandbox: &Sandbox, runner: Runner, filename: &str, code: &str) -> bool {
+    let files = [SourceFile { name: filename.to_string(), content: runner.importable(code) }];
+    let command = runner.load_command(filename);
+    let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+    let limits = Limits { wall: TEST_WALL, ..Limits::default() };
+    sandbox.run(&files, &argv, &limits).await.is_ok_and(|outcome| outcome.succeeded())
+}
+
 /// The code rewritten to pass the failing tests; `None` when the reply is not usable code.
 async fn repair(
     brief: &Brief,
@@ -279,18 +311,20 @@ fn tests_check(run: &TestRun) -> Check {
             let first = problem.lines().next().unwrap_or("").trim_end_matches(':');
             check("code:tests_passed", false, format!("ran in a sandbox, but {first}"))
         }
-        (None, true) => {
-            check("code:tests_passed", true, format!("{} of {} tests pass in a sandbox", run.passed.len(), run.total()))
-        }
+        (None, true) => check(
+            "code:tests_passed",
+            true,
+            format!("{} of {} pass in a sandbox", run.passed.len(), tests(run.total())),
+        ),
         (None, false) => {
             let failing: Vec<&str> = run.failed.iter().map(|f| f.test.as_str()).collect();
             check(
                 "code:tests_passed",
                 false,
                 format!(
-                    "{} of {} tests pass in a sandbox; failing: {}",
+                    "{} of {} pass in a sandbox; failing: {}",
                     run.passed.len(),
-                    run.total(),
+                    tests(run.total()),
                     failing.join(", ")
                 ),
             )
@@ -332,8 +366,12 @@ fn tests_section(
         }
     };
     let original = match on_original {
-        Some(before) if before.problem.is_some() || !before.failed.is_empty() => {
+        // Only a fix that passes them all is said to fix what they catch.
+        Some(before) if (before.problem.is_some() || !before.failed.is_empty()) && run.all_passed() => {
             format!(" On the original code {} of them fail, which is the bug this fixes.", before.failed.len().max(1))
+        }
+        Some(before) if before.problem.is_some() || !before.failed.is_empty() => {
+            format!(" On the original code {} of them fail too.", before.failed.len().max(1))
         }
         Some(_) => " They also pass on the original code, so they do not pin the bug down.".to_string(),
         None => String::new(),
@@ -350,6 +388,13 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("").trim_end_matches(':')
 }
 
+fn tests(n: usize) -> String {
+    match n {
+        1 => "1 test".to_string(),
+        n => format!("{n} tests"),
+    }
+}
+
 /// The sentence for the buyer: what was run and what passed.
 fn note(phase: Phase, run: &TestRun, on_original: Option<&TestRun>) -> String {
     let what = match phase {
@@ -359,13 +404,13 @@ fn note(phase: Phase, run: &TestRun, on_original: Option<&TestRun>) -> String {
     let caught = on_original.is_some_and(|before| before.problem.is_some() || !before.failed.is_empty());
     match (run.all_passed(), caught) {
         (true, true) => format!(
-            "{what} comes with {} tests, run before sending: they fail on the original code and all pass on the fix.",
-            run.total()
+            "{what} comes with {}, run before sending: they fail on the original code and all pass on the fix.",
+            tests(run.total())
         ),
-        (true, false) => format!("{what} comes with {} tests, run before sending: all pass.", run.total()),
+        (true, false) => format!("{what} comes with {}, run before sending: all pass.", tests(run.total())),
         (false, _) if run.problem.is_some() => format!("{what} comes with tests, which we could not run to the end."),
         (false, _) => {
-            format!("{what} comes with {} tests, run before sending: {} pass.", run.total(), run.passed.len())
+            format!("{what} comes with {}, run before sending: {} pass.", tests(run.total()), run.passed.len())
         }
     }
 }
