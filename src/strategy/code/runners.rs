@@ -364,8 +364,10 @@ fn read_tap(output: &str) -> TestRun {
         match &caps[1] {
             "ok" => run.passed.push(name),
             _ => {
+                // The stack is node's own frames; what failed and where is above it.
                 let error: Vec<&str> = block
                     .iter()
+                    .take_while(|l| !l.trim_start().starts_with("stack:"))
                     .filter(|l| {
                         !l.trim_start().starts_with("duration_ms") && !l.trim_start().starts_with("failureType")
                     })

@@ -101,7 +101,9 @@ pub(super) async fn with_tests(
     let mut run = run_tests(&sandbox, runner, &filename, &first_code, &test_file, &tests).await;
     // Tests that cannot run while the code loads on its own are broken tests, not broken
     // code: they are written once more, and never used to rewrite the code.
-    if run.problem.is_some() && loads(&sandbox, runner, &filename, &first_code).await {
+    let tests_at_fault = run.problem.is_some()
+        || (run.passed.is_empty() && run.failed.iter().all(|f| uses_unknown_name(&f.error, &first_code)));
+    if tests_at_fault && loads(&sandbox, runner, &filename, &first_code).await {
         let rewritten = match writer.time_left() > test_cost.mul_f64(1.3) {
             true => write_tests(brief, runner, language, &filename, &first_code, writer).await?,
             false => None,
@@ -193,7 +195,8 @@ async fn write_tests(
         }
         Runner::JavaScript => {
             "Write tests with node:test: `test('…', () => { … })` and `assert.strictEqual` / `assert.deepStrictEqual`. \
-             For timers, make the test `async` and `await new Promise((r) => setTimeout(r, ms))`."
+             No jest and no DOM: count calls with a variable. For timers, make the test `async` and \
+             `await new Promise((r) => setTimeout(r, ms))`."
         }
     };
     let user = format!(
@@ -260,6 +263,18 @@ async fn run_tests(
             TestRun { problem: Some("the sandbox could not run the tests".into()), ..TestRun::default() }
         }
     }
+}
+
+/// Whether a test failed on a name neither it nor the code defines (`jest`, a DOM `input`):
+/// the test's fault, not the code's.
+fn uses_unknown_name(error: &str, code: &str) -> bool {
+    static UNKNOWN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?:(?:ReferenceError: |error: ')(\w+) is not defined|NameError: name '(\w+)' is not defined)",
+        )
+        .expect("valid pattern")
+    });
+    UNKNOWN.captures(error).and_then(|c| c.get(1).or(c.get(2))).is_some_and(|name| !code.contains(name.as_str()))
 }
 
 /// Whether the code loads on its own (imports, parses, runs its top level) in the sandbox.
@@ -441,6 +456,15 @@ mod tests {
         assert!(!tests_check(&TestRun::default()).passed, "no test run is no pass");
         assert!(fix_check(&run(&["a"], &["b"]), &run(&["a", "b"], &[])).passed);
         assert!(!fix_check(&run(&["a", "b"], &[]), &run(&["a", "b"], &[])).passed, "tests that miss the bug");
+    }
+
+    #[test]
+    fn a_test_failing_on_a_name_nobody_defines_is_the_tests_fault() {
+        assert!(uses_unknown_name("ReferenceError: jest is not defined\n  at test", "function debounce() {}"));
+        assert!(uses_unknown_name("  error: 'jest is not defined'\n  code: 'ERR_TEST_FAILURE'", "function d() {}"));
+        assert!(!uses_unknown_name("ReferenceError: debounce is not defined", "function debounce() {}"));
+        assert!(uses_unknown_name("E   NameError: name 'mock_open' is not defined", "def f(): pass"));
+        assert!(!uses_unknown_name("AssertionError: 1 != 2", "def f(): pass"));
     }
 
     #[test]
