@@ -101,9 +101,7 @@ pub(super) async fn with_tests(
     let mut run = run_tests(&sandbox, runner, &filename, &first_code, &test_file, &tests).await;
     // Tests that cannot run while the code loads on its own are broken tests, not broken
     // code: they are written once more, and never used to rewrite the code.
-    let tests_at_fault = run.problem.is_some()
-        || (run.passed.is_empty() && run.failed.iter().all(|f| uses_unknown_name(&f.error, &first_code)));
-    if tests_at_fault && loads(&sandbox, runner, &filename, &first_code).await {
+    if tests_at_fault(&run, &first_code) && loads(&sandbox, runner, &filename, &first_code).await {
         let rewritten = match writer.time_left() > test_cost.mul_f64(1.3) {
             true => write_tests(brief, runner, language, &filename, &first_code, writer).await?,
             false => None,
@@ -113,7 +111,7 @@ pub(super) async fn with_tests(
             None => None,
         };
         match (rewritten, retried) {
-            (Some(again), Some(retried)) if retried.problem.is_none() => (tests, run) = (again, retried),
+            (Some(again), Some(retried)) if !tests_at_fault(&retried, &first_code) => (tests, run) = (again, retried),
             _ => {
                 let why = run.problem.as_deref().map(first_line).unwrap_or_default().to_string();
                 draft.checks.push(not_run(&format!(
@@ -263,6 +261,14 @@ async fn run_tests(
             TestRun { problem: Some("the sandbox could not run the tests".into()), ..TestRun::default() }
         }
     }
+}
+
+/// Tests that could not run, or whose every failure is on a name nobody defines.
+fn tests_at_fault(run: &TestRun, code: &str) -> bool {
+    run.problem.is_some()
+        || (run.passed.is_empty()
+            && !run.failed.is_empty()
+            && run.failed.iter().all(|f| uses_unknown_name(&f.error, code)))
 }
 
 /// Whether a test failed on a name neither it nor the code defines (`jest`, a DOM `input`):
