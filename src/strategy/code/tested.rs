@@ -251,10 +251,7 @@ async fn run_tests(
         SourceFile { name: filename.to_string(), content: runner.importable(code) },
         SourceFile { name: test_file.to_string(), content: tests.to_string() },
     ];
-    let command = runner.command(test_file);
-    let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-    let limits = Limits { wall: TEST_WALL, ..Limits::default() };
-    match sandbox.run(&files, &argv, &limits).await {
+    match run_in(sandbox, &files, &runner.command(test_file)).await {
         Ok(outcome) => runner.read(&outcome, TEST_WALL.as_secs()),
         Err(err) => {
             tracing::warn!(error = %err, "the sandbox could not run the tests");
@@ -286,10 +283,17 @@ fn uses_unknown_name(error: &str, code: &str) -> bool {
 /// Whether the code loads on its own (imports, parses, runs its top level) in the sandbox.
 async fn loads(sandbox: &Sandbox, runner: Runner, filename: &str, code: &str) -> bool {
     let files = [SourceFile { name: filename.to_string(), content: runner.importable(code) }];
-    let command = runner.load_command(filename);
+    run_in(sandbox, &files, &runner.load_command(filename)).await.is_ok_and(|outcome| outcome.succeeded())
+}
+
+/// `command` on `files` in the sandbox, under the default limits and the tests' wall time.
+async fn run_in(
+    sandbox: &Sandbox,
+    files: &[SourceFile],
+    command: &[String],
+) -> Result<crate::sandbox::RunOutcome, crate::sandbox::SandboxError> {
     let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-    let limits = Limits { wall: TEST_WALL, ..Limits::default() };
-    sandbox.run(&files, &argv, &limits).await.is_ok_and(|outcome| outcome.succeeded())
+    sandbox.run(files, &argv, &Limits { wall: TEST_WALL, ..Limits::default() }).await
 }
 
 /// The code rewritten to pass the failing tests; `None` when the reply is not usable code.
