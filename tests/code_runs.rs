@@ -185,3 +185,110 @@ async fn an_sql_query_is_run_on_sample_rows_and_an_error_is_repaired() {
     assert!(response.output.contains("| Ana | 15 |") && !response.output.contains("c.idd"), "{}", response.output);
     assert!(response.artifacts.iter().any(|a| a.filename.as_deref() == Some("sample_data.sql")));
 }
+
+/// Example calls the model leaves at the top level would run, and here raise, whenever the tests
+/// import the code: they go under a main guard, where running the file still runs them.
+#[tokio::test]
+async fn example_calls_at_the_top_level_do_not_stop_the_tests_loading() {
+    let with_examples = FIXED_DURATION
+        .replace("\n```", "\n\n# Example usage\nprint(parse_duration(\"1h30m\"))\nprint(parse_duration(\"90\"))\n```");
+    let (response, _) = answer(duration_brief(), &[&with_examples, DURATION_TESTS], sandbox().await).await;
+    let tests = check(&response, "code:tests_passed");
+    assert!(tests.passed && tests.detail.contains("3 of 3"), "{tests:?}");
+    let code = response.artifacts.iter().find(|a| a.filename.as_deref() == Some("parse_duration.py")).unwrap();
+    assert!(
+        code.content
+            .contains("if __name__ == \"__main__\":\n    # Example usage\n    print(parse_duration(\"1h30m\"))"),
+        "{}",
+        code.content
+    );
+}
+
+fn debounce_brief() -> serde_json::Value {
+    serde_json::json!({
+        "task_id": "00000000-0000-0000-0000-0000000c0de4",
+        "title": "Fix my debounce",
+        "description": "My debounce fires on every call instead of once. Please fix it.\n\n```javascript\nfunction debounce(fn, wait) {\n  return function (...args) {\n    let timer;\n    clearTimeout(timer);\n    timer = setTimeout(() => fn.apply(this, args), wait);\n  };\n}\n```",
+        "category": "programming-automation",
+        "task_type": "bug-fix",
+        "requirements": {"language": "javascript"},
+        "budget_usd": 20,
+        "mode": "final"
+    })
+}
+
+/// Models write jest whatever they are told: its stand-ins and fake timers run as node:test's
+/// own, and a test at fault itself (a plain function read as a mock) is left out, not sent.
+#[tokio::test]
+async fn jest_style_tests_run_under_node_test_and_a_test_at_fault_is_left_out() {
+    let findings = " The timer is declared inside the returned function, so nothing is ever cleared.\n";
+    let fixed = "function debounce(fn, wait) {\n  let timer;\n  return function (...args) {\n    clearTimeout(timer);\n    timer = setTimeout(() => fn.apply(this, args), wait);\n  };\n}\n```";
+    let tests = "collapses calls with fake timers', () => {\n  jest.useFakeTimers();\n  const f = jest.fn();\n  const d = debounce(f, 300);\n  d(1); d(2);\n  jest.advanceTimersByTime(300);\n  assert.strictEqual(f.mock.calls.length, 1);\n  jest.useRealTimers();\n});\n\ntest('reads a plain function as a mock', () => {\n  const editor = { save: debounce(function () {}, 10) };\n  editor.save();\n  assert.strictEqual(editor.save.mock.calls.length, 1);\n});\n```";
+    let (response, prompts) = answer(debounce_brief(), &[findings, fixed, tests], sandbox().await).await;
+    assert_eq!(prompts.len(), 3, "no repair of code that passes its sound tests: {prompts:#?}");
+    let passed = check(&response, "code:tests_passed");
+    assert!(passed.passed && passed.detail.contains("1 of 1"), "{passed:?}");
+    assert!(check(&response, "code:fix_verified").passed);
+    let sent =
+        response.artifacts.iter().find(|a| a.filename.as_deref().is_some_and(|f| f.ends_with(".test.js"))).unwrap();
+    assert!(sent.content.contains("mock.fn()") && !sent.content.contains("jest"), "{}", sent.content);
+    assert!(!sent.content.contains("reads a plain function as a mock"), "{}", sent.content);
+}
+
+/// A "top 5" brief's query must stop at 5 rows: one that returns every row is a failed check,
+/// sent back to the model with the LIMIT it needs.
+#[tokio::test]
+async fn a_top_n_query_without_its_limit_is_repaired() {
+    let brief = serde_json::json!({
+        "task_id": "00000000-0000-0000-0000-0000000c0de5",
+        "title": "Top customers query",
+        "description": "Tables: customers(id, name) and orders(id, customer_id, amount). Write an SQLite query for the top 2 customers by total order amount, highest first.",
+        "category": "programming-automation",
+        "task_type": "sql",
+        "requirements": {"language": "sql"},
+        "budget_usd": 20,
+        "mode": "final"
+    });
+    let unlimited = "SELECT c.name, SUM(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY total DESC;\n```";
+    let sample = " customers (id INTEGER PRIMARY KEY, name TEXT);\nCREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, amount REAL);\nINSERT INTO customers VALUES (1, 'Ana'), (2, 'Ben'), (3, 'Cy');\nINSERT INTO orders VALUES (1, 1, 10), (2, 1, 5), (3, 2, 7), (4, 3, 1);\n```";
+    let limited = "SELECT c.name, SUM(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY total DESC\nLIMIT 2;\n```";
+    let (response, prompts) = answer(brief, &[unlimited, sample, limited], sandbox().await).await;
+    assert!(prompts[2].contains("LIMIT 2"), "the missing limit is named: {}", prompts[2]);
+    let limit = check(&response, "code:sql_row_limit");
+    assert!(limit.passed, "{limit:?}");
+    assert!(check(&response, "code:sql_runs").detail.contains("2 rows"));
+    assert!(response.output.contains("LIMIT 2") && !response.output.contains("| Cy |"), "{}", response.output);
+}
+
+/// A query file that builds and fills its own tables is run as it is: no call for sample data,
+/// and the query goes out on its own with the data beside it as the sample.
+#[tokio::test]
+async fn an_sql_file_with_its_own_test_data_is_run_on_it_and_split() {
+    let brief = serde_json::json!({
+        "task_id": "00000000-0000-0000-0000-0000000c0de6",
+        "title": "Customer totals query",
+        "description": "Tables: customers(id, name) and orders(id, customer_id, amount). Write an SQLite query for each customer's total, highest first, with a bit of test data.",
+        "category": "programming-automation",
+        "task_type": "sql",
+        "requirements": {"language": "sql"},
+        "budget_usd": 20,
+        "mode": "final"
+    });
+    let file = "-- Test data\nCREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);\nCREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, amount REAL);\nINSERT INTO customers VALUES (1, 'Ana'), (2, 'Ben');\nINSERT INTO orders VALUES (1, 1, 10), (2, 1, 5), (3, 2, 7);\n\n-- The query\nSELECT c.name, SUM(o.amount) AS total FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY total DESC;\n```";
+    let (response, prompts) = answer(brief, &[file], sandbox().await).await;
+    assert_eq!(prompts.len(), 1, "its own data is used: {prompts:#?}");
+    assert!(check(&response, "code:sql_runs").detail.contains("2 rows"));
+    let query = response
+        .artifacts
+        .iter()
+        .find(|a| a.filename.as_deref().is_some_and(|f| f != "sample_data.sql" && f.ends_with(".sql")))
+        .unwrap();
+    assert!(
+        query.content.starts_with("-- The query\nSELECT") && !query.content.contains("INSERT"),
+        "{}",
+        query.content
+    );
+    let sample = response.artifacts.iter().find(|a| a.filename.as_deref() == Some("sample_data.sql")).unwrap();
+    assert!(sample.content.contains("INSERT INTO orders"), "{}", sample.content);
+    assert!(response.output.contains("| Ana | 15 |"), "{}", response.output);
+}

@@ -165,11 +165,16 @@ impl Requirements {
             platforms: list(PLATFORM_KEYS),
             format,
             colors: list(COLOR_KEYS),
-            // A platform named in the brief is where the work goes, not a name it must carry.
-            names: names(&format!("{}\n{}", brief.title, brief.description))
-                .into_iter()
-                .filter(|name| !list(PLATFORM_KEYS).iter().any(|p| p.eq_ignore_ascii_case(name)))
-                .collect(),
+            // A platform named in the brief is where the work goes, not a name it must carry. In a
+            // code brief the quoted words are example values and identifiers (`"10x"`,
+            // `fetchResults`), which the code's own checks read in context (`code:brief_terms`).
+            names: match family {
+                TaskFamily::Code => Vec::new(),
+                _ => names(&format!("{}\n{}", brief.title, brief.description))
+                    .into_iter()
+                    .filter(|name| !list(PLATFORM_KEYS).iter().any(|p| p.eq_ignore_ascii_case(name)))
+                    .collect(),
+            },
             other_rules,
         }
     }

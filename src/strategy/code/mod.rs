@@ -22,12 +22,14 @@
 //! (languages, their names, file names and the `file` artifact).
 
 mod checks;
+mod main_guard;
 mod naming;
 mod pitfalls;
 mod regex_task;
 mod review;
 mod runners;
 mod sql;
+mod suites;
 mod tested;
 mod written;
 

@@ -93,7 +93,7 @@ impl Runner {
             Runner::JavaScript => {
                 let names = javascript_top_level_names(code).join(", ");
                 format!(
-                    "const test = require('node:test');\nconst assert = require('node:assert');\nconst {{ {names} }} = require('./{stem}');\n"
+                    "const {{ test, mock }} = require('node:test');\nconst assert = require('node:assert');\nconst {{ {names} }} = require('./{stem}');\n"
                 )
             }
         }
@@ -129,11 +129,12 @@ impl Runner {
         }
     }
 
-    /// The code as the tests load it: JavaScript without exports gets them, guarded so the file
-    /// still works in a browser (`module` is undefined there).
+    /// The code as the tests load it, and as it is sent: Python's example calls move under a
+    /// main guard, so importing it runs nothing; JavaScript without exports gets them, guarded so
+    /// the file still works in a browser (`module` is undefined there).
     pub fn importable(self, code: &str) -> String {
         match self {
-            Runner::Python => code.to_string(),
+            Runner::Python => super::main_guard::examples_under_main_guard(code),
             Runner::JavaScript if code.contains("module.exports") || code.contains("export ") => code.to_string(),
             Runner::JavaScript => {
                 let names = javascript_top_level_names(code);
@@ -200,6 +201,14 @@ impl Runner {
         match self {
             Runner::Python => "\n\ndef test_",
             Runner::JavaScript => "\ntest('",
+        }
+    }
+
+    /// Tests in the runner's own words: JavaScript's jest stand-ins become `node:test`'s.
+    pub fn in_runners_words(self, tests: &str) -> String {
+        match self {
+            Runner::Python => tests.to_string(),
+            Runner::JavaScript => super::suites::with_node_mocks(tests),
         }
     }
 

@@ -6,7 +6,10 @@
 //! A brief that names another dialect keeps its dialect: the query is tried, never rewritten
 //! into SQLite's.
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
+
+use regex::Regex;
 
 use rusqlite::Connection;
 use rusqlite::limits::Limit;
@@ -18,13 +21,14 @@ use crate::engine::{Capability, EngineError, FinishReason};
 use crate::protocol::{Brief, Phase};
 use crate::strategy::compose::{Ask, Draft, Writer, check};
 use crate::strategy::prompt;
+use crate::strategy::words::number_word;
 
 /// How long SQLite may work on the sample data and the query, each.
 const SQL_TIME: Duration = Duration::from_secs(2);
 const SQL_HEAP_BYTES: u64 = 64 * 1024 * 1024;
 /// Result rows shown in the answer.
 const SHOWN_ROWS: usize = 20;
-const SAMPLE_TOKENS: usize = 520;
+const SAMPLE_TOKENS: usize = 700;
 
 /// Runs the query of `draft`'s file on sample data for the brief and repairs what SQLite rejects.
 pub(super) async fn with_sample_run(
@@ -37,10 +41,25 @@ pub(super) async fn with_sample_run(
         return Ok(draft);
     }
     let Some(at) = draft.artifacts.iter().position(|a| a.filename.is_some()) else { return Ok(draft) };
-    let first_query = draft.artifacts[at].content.trim_end().to_string();
+    let written = draft.artifacts[at].content.trim_end().to_string();
     let other_dialect = other_dialect(brief);
-    let Some(sample) = sample_data(brief, &first_query, writer).await? else {
+    // A file that builds and fills its own tables before the query brings its own sample data:
+    // it is run as it is, and the query goes out on its own, the rows beside it.
+    let own = other_dialect.is_none().then(|| own_sample(&written)).flatten();
+    let first_query = match &own {
+        Some(own) => own.query.clone(),
+        None => last_query_statement(&written).unwrap_or_else(|| written.clone()),
+    };
+    let sample = match own.as_ref().filter(|own| own.fills_every_table) {
+        Some(own) => Some(own.setup.clone()),
+        None => sample_data(brief, &first_query, writer).await?,
+    };
+    let limit = asked_row_limit(brief);
+    let Some(sample) = sample else {
         draft.checks.push(check("code:sql_runs", false, "no sample database could be written to try the query on"));
+        if let Some(n) = limit {
+            draft.checks.push(row_limit_check(&first_query, n));
+        }
         return Ok(draft);
     };
     if let Err(err) = run_query(&sample, "SELECT 1") {
@@ -50,49 +69,83 @@ pub(super) async fn with_sample_run(
             false,
             format!("the sample database for trying it did not build ({err})"),
         ));
+        if let Some(n) = limit {
+            draft.checks.push(row_limit_check(&first_query, n));
+        }
         return Ok(draft);
     }
+    // What is wrong with a query, in words for its repair: SQLite's error (only where SQLite's
+    // dialect is the one asked for), then a "top n" brief's query that returns every row.
+    let problem = |query: &str, result: &Result<QueryResult, String>| -> Option<String> {
+        let error = match (result, other_dialect) {
+            (Err(error), None) => Some(format!("This query fails in SQLite with: {error}.{}", portability_hint(error))),
+            _ => None,
+        };
+        let unlimited = limit.filter(|&n| !limits_rows(query, n)).map(|n| {
+            format!(
+                "The brief asks for the top {n}, but this query returns every row: it must end with `LIMIT {n}` \
+                 (or its dialect's equivalent) after the ORDER BY."
+            )
+        });
+        let both: Vec<String> = error.into_iter().chain(unlimited).collect();
+        (!both.is_empty()).then(|| both.join("\n\n"))
+    };
+    let rank = |query: &str, result: &Result<QueryResult, String>| {
+        (result.is_ok() || other_dialect.is_some(), limit.is_none_or(|n| limits_rows(query, n)))
+    };
     let mut query = first_query.clone();
     let mut result = run_query(&sample, &query);
-    let repairs = match (brief.phase, other_dialect) {
-        (_, Some(_)) => 0,
-        (Phase::Prototype, None) => 1,
-        (Phase::Final, None) => 2,
+    let repairs = match brief.phase {
+        Phase::Prototype => 1,
+        Phase::Final => 2,
     };
     for _ in 0..repairs {
-        let Err(error) = &result else { break };
-        let Some(fixed) = repair(brief, &query, &sample, error, writer).await? else { break };
+        let Some(wrong) = problem(&query, &result) else { break };
+        let Some(fixed) = repair(brief, &query, &sample, &wrong, writer).await? else { break };
         let fixed_result = run_query(&sample, &fixed);
-        if fixed_result.is_ok() {
-            query = fixed;
-        }
-        result = fixed_result;
-        if result.is_ok() {
-            break;
+        if rank(&fixed, &fixed_result) > rank(&query, &result) {
+            (query, result) = (fixed, fixed_result);
         }
     }
-    if query != first_query {
-        draft.text = draft.text.replace(&first_query, query.trim_end());
+    // A file split from its own data goes out split only when the query ran; the data then
+    // goes beside it as the sample.
+    let sent = match (&own, &result) {
+        (Some(_), Err(_)) => written.clone(),
+        _ => query.clone(),
+    };
+    if sent != written {
+        draft.text = draft.text.replace(&written, sent.trim_end());
         draft.artifacts[at] =
-            code_artifact(&brief.title, draft.artifacts[at].filename.as_deref().unwrap_or("query.sql"), "sql", &query);
+            code_artifact(&brief.title, draft.artifacts[at].filename.as_deref().unwrap_or("query.sql"), "sql", &sent);
+    }
+    if let Some(n) = limit {
+        draft.checks.push(row_limit_check(&query, n));
     }
     match (&result, other_dialect) {
         (Ok(table), _) => {
-            draft.checks.push(check(
-                "code:sql_runs",
-                true,
-                format!("runs in SQLite on a sample database and returns {} rows", table.rows),
-            ));
+            // No rows back from rows written to test it shows nothing, and says so.
+            draft.checks.push(match table.rows {
+                0 => check(
+                    "code:sql_runs",
+                    false,
+                    "runs in SQLite, but returns no rows on the sample data, so the sample shows nothing",
+                ),
+                rows => {
+                    check("code:sql_runs", true, format!("runs in SQLite on a sample database and returns {rows} rows"))
+                }
+            });
             draft.text.push_str(&format!(
                 "\n\n## Tried on sample data\n\nWe ran the query in SQLite on this sample database before sending:\n\n```sql\n{}\n```\n\nIt returns:\n\n{}\n",
                 sample.trim_end(),
                 table.markdown
             ));
             draft.artifacts.push(code_artifact("Sample data", "sample_data.sql", "sql", &sample));
-            draft.note = Some(format!(
-                "The query was run on a sample database in SQLite before sending ({} rows back; the answer shows them).",
-                table.rows
-            ));
+            draft.note = Some(match table.rows {
+                0 => "The query was run on a sample database in SQLite before sending, but it returned no rows there, so that run shows nothing yet.".to_string(),
+                rows => format!(
+                    "The query was run on a sample database in SQLite before sending ({rows} rows back; the answer shows them)."
+                ),
+            });
         }
         // Another dialect's query need not run in SQLite; failing there says nothing about it.
         (Err(err), Some(dialect)) => tracing::info!(error = %err, dialect, "not SQLite; the query was not shown run"),
@@ -123,6 +176,85 @@ fn other_dialect(brief: &Brief) -> Option<&'static str> {
     .map(|(_, name)| name)
 }
 
+/// An SQL file split into the statements that build its data and the query after them.
+#[derive(Debug)]
+struct OwnSample {
+    setup: String,
+    query: String,
+    /// Every table it creates has rows: the data can try the query.
+    fills_every_table: bool,
+}
+
+/// `file` run in SQLite statement by statement: its last statement that returns rows is the
+/// query, the rest builds the data. `None` when SQLite cannot run it all, or it has no query or
+/// no other statement.
+fn own_sample(file: &str) -> Option<OwnSample> {
+    use rusqlite::fallible_iterator::FallibleIterator;
+    let db = limited_connection().ok()?;
+    let mut batch = rusqlite::Batch::new(&db, file);
+    let mut query = None;
+    let mut statements = 0;
+    while let Some(mut statement) = batch.next().ok()? {
+        statements += 1;
+        let text = statement.expanded_sql()?;
+        match statement.column_count() {
+            0 => {
+                statement.raw_execute().ok()?;
+            }
+            _ => {
+                let mut rows = statement.raw_query();
+                while rows.next().ok()?.is_some() {}
+                query = Some(text);
+            }
+        }
+    }
+    // The statement's text, with the comment above it and its semicolon.
+    let query = query?.trim().trim_end_matches(';').trim_end().to_string();
+    let at = file.rfind(&query)?;
+    let after = file[at + query.len()..].trim_start().trim_start_matches(';');
+    let setup = format!("{}{after}", &file[..at]).trim().trim_end_matches(';').trim_end().to_string();
+    if statements < 2 || setup.is_empty() || !setup.to_lowercase().contains("insert") {
+        return None;
+    }
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+        .ok()?;
+    let filled = |table: &String| {
+        db.query_row(&format!("SELECT count(*) > 0 FROM \"{}\"", table.replace('"', "\"\"")), [], |row| row.get(0))
+            .unwrap_or(false)
+    };
+    let fills_every_table = !tables.is_empty() && tables.iter().all(filled);
+    Some(OwnSample { setup: format!("{setup};"), query: format!("{query};"), fills_every_table })
+}
+
+fn row_limit_check(query: &str, n: usize) -> crate::protocol::Check {
+    match limits_rows(query, n) {
+        true => check("code:sql_row_limit", true, format!("returns at most the top {n} rows, as the brief asks")),
+        false => check(
+            "code:sql_row_limit",
+            false,
+            format!("the brief asks for the top {n}, but the query has no LIMIT {n} and returns every row"),
+        ),
+    }
+}
+
+/// The rows a "top 5 customers" or "the 3 highest" brief asks the query to stop at.
+fn asked_row_limit(brief: &Brief) -> Option<usize> {
+    static ASKED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\btop[ -](\w+)\b|\b(\w+) (?:highest|largest|biggest|best|most|lowest|smallest)\b")
+            .expect("valid pattern")
+    });
+    let text = format!("{} {}", brief.title, brief.description).to_lowercase();
+    ASKED.captures_iter(&text).find_map(|c| c.get(1).or(c.get(2)).and_then(|n| number_word(n.as_str())))
+}
+
+/// Whether `query` stops at `n` rows: `LIMIT n`, `FETCH FIRST n ROWS` or `TOP n`.
+fn limits_rows(query: &str, n: usize) -> bool {
+    let pattern = format!(r"(?i)\blimit\s+{n}\b|\bfetch\s+(?:first|next)\s+{n}\s+rows?\b|\btop\s*\(?\s*{n}\b");
+    Regex::new(&pattern).is_ok_and(|limit| limit.is_match(query))
+}
+
 async fn sample_data(brief: &Brief, query: &str, writer: &mut Writer<'_>) -> Result<Option<String>, EngineError> {
     let user = format!(
         "# {}\n\n{}\n\nThe query:\n\n```sql\n{query}\n```\n\nWrite SQLite statements that create the tables this brief \
@@ -136,24 +268,86 @@ async fn sample_data(brief: &Brief, query: &str, writer: &mut Writer<'_>) -> Res
         .code()
         .share(0.5);
     let Some(reply) = writer.ask(&ask).await? else { return Ok(None) };
-    let (sample, closed) = fenced_code(&reply.text);
+    let (sample, closed) = sql_blocks(&reply.text);
     let sample = match closed || reply.finish == FinishReason::Eos {
         true => sample,
-        // Cut off: the statements that were finished.
-        false => sample.rsplit_once(";\n").map_or(String::new(), |(done, _)| format!("{done};")),
+        false => finished_statements(&sample),
     };
-    Ok(sample.contains("INSERT").then_some(sample))
+    Ok(sample.to_lowercase().contains("insert").then(|| in_sqlite_types(&sample)))
+}
+
+/// Sample data with PostgreSQL's auto-numbered keys as SQLite's: a `SERIAL PRIMARY KEY` is no
+/// row id there, so rows inserted without ids would all get NULL and join nothing.
+fn in_sqlite_types(sample: &str) -> String {
+    static SERIAL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)\b(?:big|small)?serial\s+primary\s+key\b").expect("valid pattern"));
+    SERIAL.replace_all(sample, "INTEGER PRIMARY KEY").into_owned()
+}
+
+/// Every fenced block of a reply, joined, and whether the last was closed: models put the tables
+/// in one block and their rows in the next.
+fn sql_blocks(reply: &str) -> (String, bool) {
+    let mut blocks: Vec<String> = Vec::new();
+    let mut rest = reply;
+    let mut closed = true;
+    while let Some(start) = rest.find("```") {
+        let (block, block_closed) = fenced_code(&rest[start..]);
+        if !block.trim().is_empty() {
+            blocks.push(block);
+        }
+        closed = block_closed;
+        let after_open = start + 3;
+        match rest[after_open..].find("```") {
+            Some(end) if block_closed => rest = &rest[after_open + end + 3..],
+            _ => break,
+        }
+    }
+    (blocks.join("\n\n"), closed)
+}
+
+/// The last statement of a file that does more than query, when SQLite cannot run the rest
+/// (rows for tables it never creates): the `SELECT` or `WITH` that starts a line after a
+/// finished statement, with the comments above it.
+fn last_query_statement(file: &str) -> Option<String> {
+    let lines: Vec<&str> = file.lines().collect();
+    let starts = |line: &str| {
+        let lower = line.trim_start().to_lowercase();
+        !line.starts_with([' ', '\t']) && (lower.starts_with("select") || lower.starts_with("with"))
+    };
+    let mut at = lines.iter().rposition(|l| starts(l))?;
+    let before = lines[..at].iter().rev().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"));
+    if !before.is_some_and(|l| l.trim_end().ends_with(';')) {
+        return None;
+    }
+    while at > 0 && lines[at - 1].trim_start().starts_with("--") {
+        at -= 1;
+    }
+    Some(lines[at..].join("\n").trim().to_string())
+}
+
+/// Sample data cut off mid-statement, up to what was finished: whole statements, and the whole
+/// rows of a many-row `INSERT` that was cut off (models put all of a table's rows in one).
+fn finished_statements(sample: &str) -> String {
+    let (done, rest) = match sample.rfind(";\n") {
+        Some(at) => (&sample[..=at], &sample[at + 1..]),
+        None => ("", sample),
+    };
+    let rows = rest.trim_start().starts_with("INSERT").then(|| rest.rfind("),\n")).flatten();
+    match rows {
+        Some(at) => format!("{done}{};", &rest[..=at]).trim().to_string(),
+        None => done.trim().to_string(),
+    }
 }
 
 async fn repair(
     brief: &Brief,
     query: &str,
     sample: &str,
-    error: &str,
+    problem: &str,
     writer: &mut Writer<'_>,
 ) -> Result<Option<String>, EngineError> {
     let user = format!(
-        "# {}\n\n{}\n\nThe tables:\n\n```sql\n{sample}\n```\n\nThis query fails in SQLite with: {error}\n\n```sql\n{query}\n```\n\n\
+        "# {}\n\n{}\n\nThe tables:\n\n```sql\n{sample}\n```\n\nThe query:\n\n```sql\n{query}\n```\n\n{problem}\n\n\
          Write the corrected query. Output only the SQL.",
         brief.title,
         prompt::truncate_chars(&brief.description, MAX_BRIEF_CHARS),
@@ -178,14 +372,10 @@ struct QueryResult {
 /// database can be touched: no attached files (which is also how `VACUUM INTO` writes), no
 /// extensions (off by default), a heap cap, and a time limit through the progress handler.
 fn run_query(sample: &str, query: &str) -> Result<QueryResult, String> {
-    let mut db = Connection::open_in_memory().map_err(|e| e.to_string())?;
-    db.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(|e| e.to_string())?;
-    db.execute_batch(&format!("PRAGMA hard_heap_limit = {SQL_HEAP_BYTES};")).map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    db.progress_handler(10_000, Some(move || started.elapsed() > SQL_TIME)).map_err(|e| e.to_string())?;
+    let db = limited_connection().map_err(|e| e.to_string())?;
     db.execute_batch(sample).map_err(|e| format!("sample data: {e}"))?;
     let query = query.trim().trim_end_matches(';');
-    let mut statement = db.prepare(query).map_err(|e| e.to_string())?;
+    let mut statement = db.prepare(query).map_err(|e| where_it_failed(&e, query))?;
     let columns: Vec<String> = statement.column_names().map(String::from).collect();
     let mut rows = statement.query([]).map_err(|e| e.to_string())?;
     let mut shown: Vec<Vec<String>> = Vec::new();
@@ -207,6 +397,52 @@ fn run_query(sample: &str, query: &str) -> Result<QueryResult, String> {
         markdown = format!("no rows (columns: {}).", columns.join(", "));
     }
     Ok(QueryResult { rows: count, markdown })
+}
+
+/// A fresh in-memory database that can touch no file, grow past its heap cap or run past its time,
+/// and that takes rows in any order.
+fn limited_connection() -> rusqlite::Result<Connection> {
+    let mut db = Connection::open_in_memory()?;
+    db.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    // Sample rows need not be entered in foreign-key order (this SQLite enforces them by default).
+    db.execute_batch(&format!("PRAGMA hard_heap_limit = {SQL_HEAP_BYTES}; PRAGMA foreign_keys = OFF;"))?;
+    let started = Instant::now();
+    db.progress_handler(10_000, Some(move || started.elapsed() > SQL_TIME))?;
+    Ok(db)
+}
+
+/// What to use instead of a function SQLite lacks, when SQLite stopped at it: the portable form,
+/// which runs in PostgreSQL and MySQL as well.
+fn portability_hint(error: &str) -> &'static str {
+    const HINTS: &[(&str, &str)] = &[
+        (
+            "EXTRACT(",
+            " SQLite has no EXTRACT(): filter on a half-open date range instead (for a year: `column >= 'YEAR-01-01' AND column < 'NEXT-YEAR-01-01'`), which works in every dialect.",
+        ),
+        (
+            "DATE_TRUNC(",
+            " SQLite has no DATE_TRUNC(): compare with a date range, or group by `substr(column, 1, 7)` for months.",
+        ),
+        ("ILIKE", " SQLite has no ILIKE: use `LOWER(column) LIKE LOWER(pattern)`."),
+        ("::", " SQLite has no `::` casts: use `CAST(value AS type)`."),
+    ];
+    let upper = error.to_uppercase();
+    HINTS.iter().find(|(marker, _)| upper.contains(marker)).map_or("", |(_, hint)| hint)
+}
+
+/// SQLite's message, with the line it stopped at rather than the whole query (which a repair
+/// prompt already shows): "near "FROM": syntax error, at `EXTRACT(YEAR FROM o.created_at) = 2025`".
+fn where_it_failed(error: &rusqlite::Error, query: &str) -> String {
+    match error {
+        rusqlite::Error::SqlInputError { msg, offset, .. } => {
+            let at = usize::try_from(*offset).unwrap_or(0).min(query.len());
+            let at = (0..=at).rev().find(|&i| query.is_char_boundary(i)).unwrap_or(0);
+            let start = query[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = query[at..].find('\n').map_or(query.len(), |i| at + i);
+            format!("{msg}, at `{}`", query[start..end].trim())
+        }
+        other => other.to_string(),
+    }
 }
 
 fn cell(value: rusqlite::Result<rusqlite::types::ValueRef<'_>>) -> String {
@@ -237,8 +473,83 @@ mod tests {
             "{}",
             result.markdown
         );
+        let out_of_order = "CREATE TABLE c (id INTEGER PRIMARY KEY);\nCREATE TABLE o (id INTEGER, c_id INTEGER REFERENCES c(id));\nINSERT INTO o VALUES (1, 7);\nINSERT INTO c VALUES (7);";
+        assert_eq!(run_query(out_of_order, "SELECT * FROM o").unwrap().rows, 1, "rows in any order");
+        let extract = run_query(SAMPLE, "SELECT name\nFROM customers\nWHERE EXTRACT(YEAR FROM id) = 2025").unwrap_err();
+        assert_eq!(extract, "near \"FROM\": syntax error, at `WHERE EXTRACT(YEAR FROM id) = 2025`");
         let error = run_query(SAMPLE, "SELECT nme FROM customers").unwrap_err();
         assert!(error.contains("no such column"), "{error}");
+    }
+
+    #[test]
+    fn a_top_n_brief_needs_a_query_that_stops_at_n_rows() {
+        let brief = |text: &str| {
+            let json = serde_json::json!({"task_id": "t", "title": "SQL query", "description": text, "category": "programming-automation", "mode": "final"});
+            crate::protocol::parse_brief(json.to_string().as_bytes()).unwrap()
+        };
+        assert_eq!(asked_row_limit(&brief("I want the top 5 customers by revenue.")), Some(5));
+        assert_eq!(asked_row_limit(&brief("List the three highest-paid employees.")), Some(3));
+        assert_eq!(asked_row_limit(&brief("Total revenue per country, highest first.")), None);
+        assert!(limits_rows("SELECT name FROM t ORDER BY total DESC\nLIMIT 5;", 5));
+        assert!(limits_rows("SELECT TOP 5 name FROM t", 5));
+        assert!(limits_rows("SELECT name FROM t FETCH FIRST 5 ROWS ONLY", 5));
+        assert!(!limits_rows("SELECT name FROM t ORDER BY total DESC LIMIT 50", 5));
+        assert!(!limits_rows("SELECT name FROM t ORDER BY total DESC", 5));
+    }
+
+    #[test]
+    fn cut_off_sample_data_keeps_its_finished_statements_and_rows() {
+        let sample = "CREATE TABLE t (id INTEGER);\nINSERT INTO t VALUES\n(1),\n(2),\n(3";
+        assert_eq!(finished_statements(sample), "CREATE TABLE t (id INTEGER);\nINSERT INTO t VALUES\n(1),\n(2);");
+        assert_eq!(run_query(&finished_statements(sample), "SELECT count(*) FROM t").unwrap().rows, 1);
+        assert_eq!(
+            finished_statements("CREATE TABLE t (id INTEGER);\nCREATE TABLE u (i"),
+            "CREATE TABLE t (id INTEGER);"
+        );
+    }
+
+    #[test]
+    fn a_file_with_its_own_data_splits_into_the_data_and_the_query() {
+        let file = format!("-- Test data\n{SAMPLE}\n\n-- The query\nSELECT name FROM customers\nORDER BY name;");
+        let own = own_sample(&file).unwrap();
+        assert!(own.fills_every_table);
+        assert_eq!(own.query, "-- The query\nSELECT name FROM customers\nORDER BY name;");
+        assert!(
+            own.setup.starts_with("-- Test data\nCREATE TABLE customers") && !own.setup.contains("SELECT"),
+            "{}",
+            own.setup
+        );
+        assert!(own.setup.ends_with("(3, 2, 3);"), "{}", own.setup);
+        assert_eq!(run_query(&own.setup, &own.query).unwrap().rows, 2);
+        let empty_orders =
+            "CREATE TABLE c (id INTEGER);\nINSERT INTO c VALUES (1);\nCREATE TABLE o (id INTEGER);\nSELECT * FROM c;";
+        assert!(!own_sample(empty_orders).unwrap().fills_every_table);
+        assert!(own_sample("SELECT 1;").is_none(), "a query alone brings no data");
+        assert!(own_sample("CREATE TABLE t (id SERIAL) WITH (fillfactor = 70);\nSELECT 1;").is_none());
+    }
+
+    #[test]
+    fn serial_keys_number_their_rows_in_sqlite() {
+        let sample = in_sqlite_types(
+            "CREATE TABLE c (id SERIAL PRIMARY KEY, name TEXT);\nINSERT INTO c (name) VALUES ('Ana'), ('Ben');",
+        );
+        assert!(sample.starts_with("CREATE TABLE c (id INTEGER PRIMARY KEY,"), "{sample}");
+        assert_eq!(run_query(&sample, "SELECT id FROM c WHERE id = 2").unwrap().rows, 1);
+    }
+
+    #[test]
+    fn sample_data_is_read_from_every_block_of_the_reply() {
+        let reply =
+            "```sql\nCREATE TABLE t (id INTEGER);\n```\n\n```sql\nINSERT INTO t VALUES (1);\n```\n\nIt works by…";
+        assert_eq!(sql_blocks(reply), ("CREATE TABLE t (id INTEGER);\n\nINSERT INTO t VALUES (1);".to_string(), true));
+        assert_eq!(sql_blocks("```sql\nCREATE TABLE t (id"), ("CREATE TABLE t (id".to_string(), false));
+    }
+
+    #[test]
+    fn the_query_is_the_last_statement_of_a_file_of_rows_and_a_query() {
+        let file = "-- Test data\nINSERT INTO t VALUES\n(1),\n(2);\n\n-- The query\nSELECT id\nFROM t;";
+        assert_eq!(last_query_statement(file).as_deref(), Some("-- The query\nSELECT id\nFROM t;"));
+        assert_eq!(last_query_statement("SELECT id FROM t;"), None, "a query alone is the file");
     }
 
     #[test]

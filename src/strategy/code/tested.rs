@@ -12,6 +12,7 @@ use super::MAX_BRIEF_CHARS;
 use super::checks::{code_checks, failed_details, fenced_code};
 use super::naming::{code_artifact, display, fence_language};
 use super::runners::{Runner, TestRun};
+use super::suites;
 use crate::engine::{Capability, EngineError, FinishReason};
 use crate::protocol::{Brief, Check, Phase};
 use crate::sandbox::{Limits, Sandbox, SourceFile};
@@ -84,9 +85,9 @@ pub(super) async fn with_tests(
     let started = Instant::now();
     // Tests the model wrote with the code were written from the brief alongside it: they are
     // run as they are, not asked for again.
-    let inline = runner
-        .inline_tests(&written)
-        .map(|tests| format!("{}\n\n{tests}", runner.test_preamble(&filename, &first_code)));
+    let inline = runner.inline_tests(&written).map(|tests| {
+        format!("{}\n\n{}", runner.test_preamble(&filename, &first_code), runner.in_runners_words(&tests))
+    });
     let tests = match inline {
         Some(tests) => Some(tests),
         None => write_tests(brief, runner, language, &filename, &first_code, writer).await?,
@@ -97,8 +98,9 @@ pub(super) async fn with_tests(
     };
     let test_cost = started.elapsed();
     let test_file = runner.test_file(&filename);
-    let mut tests = tests;
-    let mut run = run_tests(&sandbox, runner, &filename, &first_code, &test_file, &tests).await;
+    let run = run_tests(&sandbox, runner, &filename, &first_code, &test_file, &tests).await;
+    let (mut tests, mut run) =
+        without_faulty_tests(&sandbox, runner, &filename, &first_code, &test_file, tests, run).await;
     // Tests that cannot run while the code loads on its own are broken tests, not broken
     // code: they are written once more, and never used to rewrite the code.
     if tests_at_fault(&run, &first_code) && loads(&sandbox, runner, &filename, &first_code).await {
@@ -106,12 +108,15 @@ pub(super) async fn with_tests(
             true => write_tests(brief, runner, language, &filename, &first_code, writer).await?,
             false => None,
         };
-        let retried = match &rewritten {
-            Some(again) => Some(run_tests(&sandbox, runner, &filename, &first_code, &test_file, again).await),
+        let retried = match rewritten {
+            Some(again) => {
+                let retried = run_tests(&sandbox, runner, &filename, &first_code, &test_file, &again).await;
+                Some(without_faulty_tests(&sandbox, runner, &filename, &first_code, &test_file, again, retried).await)
+            }
             None => None,
         };
-        match (rewritten, retried) {
-            (Some(again), Some(retried)) if !tests_at_fault(&retried, &first_code) => (tests, run) = (again, retried),
+        match retried {
+            Some((again, retried)) if !tests_at_fault(&retried, &first_code) => (tests, run) = (again, retried),
             _ => {
                 let why = run.problem.as_deref().map(first_line).unwrap_or_default().to_string();
                 draft.checks.push(not_run(&format!(
@@ -193,8 +198,8 @@ async fn write_tests(
         }
         Runner::JavaScript => {
             "Write tests with node:test: `test('…', () => { … })` and `assert.strictEqual` / `assert.deepStrictEqual`. \
-             No jest and no DOM: count calls with a variable. For timers, make the test `async` and \
-             `await new Promise((r) => setTimeout(r, ms))`."
+             No jest and no DOM. For a stand-in function use node:test's `mock.fn()` (`f.mock.callCount()` counts \
+             its calls); for timers, `mock.timers.enable({ apis: ['setTimeout'] })` and `mock.timers.tick(ms)`."
         }
     };
     let user = format!(
@@ -214,7 +219,7 @@ async fn write_tests(
     let ask = Ask::new(system, user, tokens).prefix(format!("```{fence}\n{preamble}{opening}")).code().share(0.5);
     let Some(reply) = writer.ask(&ask).await? else { return Ok(None) };
     let (tests, closed) = fenced_code(&reply.text);
-    let tests = runner.without_test_calls(&tests);
+    let tests = runner.in_runners_words(&runner.without_test_calls(&tests));
     let tests = match closed || reply.finish == FinishReason::Eos {
         true => tests,
         // Cut off mid-test: keep the tests that were finished.
@@ -260,24 +265,37 @@ async fn run_tests(
     }
 }
 
-/// Tests that could not run, or whose every failure is on a name nobody defines.
+/// Tests that could not run, or whose every failure is the tests' own fault.
 fn tests_at_fault(run: &TestRun, code: &str) -> bool {
     run.problem.is_some()
         || (run.passed.is_empty()
             && !run.failed.is_empty()
-            && run.failed.iter().all(|f| uses_unknown_name(&f.error, code)))
+            && run.failed.iter().all(|f| suites::test_at_fault(f, code)))
 }
 
-/// Whether a test failed on a name neither it nor the code defines (`jest`, a DOM `input`):
-/// the test's fault, not the code's.
-fn uses_unknown_name(error: &str, code: &str) -> bool {
-    static UNKNOWN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(
-            r"(?:(?:ReferenceError: |error: ')(\w+) is not defined|NameError: name '(\w+)' is not defined)",
-        )
-        .expect("valid pattern")
-    });
-    UNKNOWN.captures(error).and_then(|c| c.get(1).or(c.get(2))).is_some_and(|name| !code.contains(name.as_str()))
+/// The tests without those that failed through their own fault, run again, when others are left:
+/// a test that cannot judge the code should neither steer a repair nor go out with the answer.
+async fn without_faulty_tests(
+    sandbox: &Sandbox,
+    runner: Runner,
+    filename: &str,
+    code: &str,
+    test_file: &str,
+    tests: String,
+    run: TestRun,
+) -> (String, TestRun) {
+    let faulty: Vec<&str> =
+        run.failed.iter().filter(|f| suites::test_at_fault(f, code)).map(|f| f.test.as_str()).collect();
+    if faulty.is_empty() || faulty.len() == run.total() {
+        return (tests, run);
+    }
+    let kept = suites::without_tests(&tests, runner, &faulty);
+    if kept == tests {
+        return (tests, run);
+    }
+    tracing::info!(left_out = faulty.len(), "tests at fault themselves were left out");
+    let rerun = run_tests(sandbox, runner, filename, code, test_file, &kept).await;
+    (kept, rerun)
 }
 
 /// Whether the code loads on its own (imports, parses, runs its top level) in the sandbox.
@@ -466,15 +484,6 @@ mod tests {
         assert!(!tests_check(&TestRun::default()).passed, "no test run is no pass");
         assert!(fix_check(&run(&["a"], &["b"]), &run(&["a", "b"], &[])).passed);
         assert!(!fix_check(&run(&["a", "b"], &[]), &run(&["a", "b"], &[])).passed, "tests that miss the bug");
-    }
-
-    #[test]
-    fn a_test_failing_on_a_name_nobody_defines_is_the_tests_fault() {
-        assert!(uses_unknown_name("ReferenceError: jest is not defined\n  at test", "function debounce() {}"));
-        assert!(uses_unknown_name("  error: 'jest is not defined'\n  code: 'ERR_TEST_FAILURE'", "function d() {}"));
-        assert!(!uses_unknown_name("ReferenceError: debounce is not defined", "function debounce() {}"));
-        assert!(uses_unknown_name("E   NameError: name 'mock_open' is not defined", "def f(): pass"));
-        assert!(!uses_unknown_name("AssertionError: 1 != 2", "def f(): pass"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod posts;
 use super::compose::{Draft, Writer, check};
 use super::prose::{self, ListSpec};
 use super::requirements::Requirements;
+use super::words::number_word;
 use super::{GenerationPlan, clean, compose, general};
 use crate::engine::EngineError;
 use crate::protocol::{Brief, Phase};
@@ -104,12 +105,6 @@ fn stated_count(text: &str, kind: &str) -> Option<usize> {
         .collect();
     let plural = prose::plural(kind);
     words.windows(2).find(|w| w[1] == plural || w[1] == kind).and_then(|w| number_word(&w[0]))
-}
-
-fn number_word(word: &str) -> Option<usize> {
-    const WORDS: &[&str] =
-        &["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"];
-    word.parse().ok().or_else(|| WORDS.iter().position(|w| *w == word).map(|i| i + 1)).filter(|n| (1..=50).contains(n))
 }
 
 async fn write_lists(

@@ -2,11 +2,12 @@
 //! ([`PostSpec`], [`post_specs`]), the post written to them in paragraphs with the brief's offer
 //! and hashtags from its own words kept whole, and the checks a post must pass ([`post_checks`]).
 
-use super::{SYSTEM, number_word, title};
+use super::{SYSTEM, title};
 use crate::engine::EngineError;
 use crate::protocol::{Brief, Check};
 use crate::strategy::compose::{self, Draft, Writer, check};
 use crate::strategy::requirements::Requirements;
+use crate::strategy::words::number_word;
 use crate::strategy::{clean, prose};
 
 /// Model calls for one social post: a long post (LinkedIn's 120 words) comes in paragraphs, and
