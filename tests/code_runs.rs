@@ -137,21 +137,10 @@ async fn without_a_sandbox_nothing_runs_and_the_check_says_why() {
 
 #[tokio::test]
 async fn a_javascript_fix_is_shown_failing_on_the_original_and_passing_on_the_fix() {
-    let brief = serde_json::json!({
-        "task_id": "00000000-0000-0000-0000-0000000c0de2",
-        "title": "Fix my debounce",
-        "description": "My debounce fires on every call instead of once. Please fix it.\n\n```javascript\nfunction debounce(fn, wait) {\n  return function (...args) {\n    let timer;\n    clearTimeout(timer);\n    timer = setTimeout(() => fn.apply(this, args), wait);\n  };\n}\n```",
-        "category": "programming-automation",
-        "task_type": "bug-fix",
-        "requirements": {"language": "javascript"},
-        "budget_usd": 20,
-        "mode": "final"
-    });
     let findings =
         " The timer is declared inside the returned function, so clearTimeout never clears the earlier timer.\n";
-    let fixed = "function debounce(fn, wait) {\n  let timer;\n  return function (...args) {\n    clearTimeout(timer);\n    timer = setTimeout(() => fn.apply(this, args), wait);\n  };\n}\n```";
     let tests = "calls within the wait collapse into one', async () => {\n  let calls = 0;\n  const d = debounce(() => { calls += 1; }, 20);\n  d(); d(); d();\n  await new Promise((r) => setTimeout(r, 80));\n  assert.strictEqual(calls, 1);\n});\n```";
-    let (response, _) = answer(brief, &[findings, fixed, tests], sandbox().await).await;
+    let (response, _) = answer(debounce_brief(), &[findings, FIXED_DEBOUNCE, tests], sandbox().await).await;
     let verified = check(&response, "code:fix_verified");
     assert!(verified.passed, "{verified:?}");
     assert!(check(&response, "code:tests_passed").passed);
@@ -204,6 +193,8 @@ async fn example_calls_at_the_top_level_do_not_stop_the_tests_loading() {
     );
 }
 
+const FIXED_DEBOUNCE: &str = "function debounce(fn, wait) {\n  let timer;\n  return function (...args) {\n    clearTimeout(timer);\n    timer = setTimeout(() => fn.apply(this, args), wait);\n  };\n}\n```";
+
 fn debounce_brief() -> serde_json::Value {
     serde_json::json!({
         "task_id": "00000000-0000-0000-0000-0000000c0de4",
@@ -222,9 +213,8 @@ fn debounce_brief() -> serde_json::Value {
 #[tokio::test]
 async fn jest_style_tests_run_under_node_test_and_a_test_at_fault_is_left_out() {
     let findings = " The timer is declared inside the returned function, so nothing is ever cleared.\n";
-    let fixed = "function debounce(fn, wait) {\n  let timer;\n  return function (...args) {\n    clearTimeout(timer);\n    timer = setTimeout(() => fn.apply(this, args), wait);\n  };\n}\n```";
     let tests = "collapses calls with fake timers', () => {\n  jest.useFakeTimers();\n  const f = jest.fn();\n  const d = debounce(f, 300);\n  d(1); d(2);\n  jest.advanceTimersByTime(300);\n  assert.strictEqual(f.mock.calls.length, 1);\n  jest.useRealTimers();\n});\n\ntest('reads a plain function as a mock', () => {\n  const editor = { save: debounce(function () {}, 10) };\n  editor.save();\n  assert.strictEqual(editor.save.mock.calls.length, 1);\n});\n```";
-    let (response, prompts) = answer(debounce_brief(), &[findings, fixed, tests], sandbox().await).await;
+    let (response, prompts) = answer(debounce_brief(), &[findings, FIXED_DEBOUNCE, tests], sandbox().await).await;
     assert_eq!(prompts.len(), 3, "no repair of code that passes its sound tests: {prompts:#?}");
     let passed = check(&response, "code:tests_passed");
     assert!(passed.passed && passed.detail.contains("1 of 1"), "{passed:?}");

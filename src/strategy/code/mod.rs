@@ -13,7 +13,7 @@
 //!
 //! Code in a language with a runner then goes through `tested`: tests from the brief, run in the
 //! sandbox, failures repaired (`runners` runs and reads each language's tests); an SQL query is
-//! run on a sample database in SQLite (`sql`).
+//! run on a sample database in SQLite (`sql`, reading SQL as models write it in `sql_text`).
 //!
 //! A file per concern: `review` (code in the brief: findings and the corrected code) with
 //! `pitfalls` (the Python pitfalls found and fixed here), `written` (code written from a
@@ -29,6 +29,7 @@ mod regex_task;
 mod review;
 mod runners;
 mod sql;
+mod sql_text;
 mod suites;
 mod tested;
 mod written;
