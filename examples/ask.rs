@@ -26,7 +26,7 @@ fn main() {
                 deadline: Instant::now() + Duration::from_secs(60),
                 seed,
                 response_prefix: p.get(2).cloned().unwrap_or_default(),
-                no_repeat_ngram: None,
+                repetition: bidder::engine::Repetition::Controlled,
             };
             let prompt = model.encoder().encode_with_prefix(&request.messages, &request.response_prefix).unwrap();
             let g = model.generate(prompt, &request, &sampling, &|| false).unwrap();

@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         deadline: Instant::now() + Duration::from_secs(120),
         seed: 42,
         response_prefix: String::new(),
-        no_repeat_ngram: None,
+        repetition: bidder::engine::Repetition::Controlled,
     }))?;
     println!(
         "{}\n---\n{:?} in {:?}: {} prompt tokens, {} new",

@@ -78,6 +78,30 @@ async fn a_failing_test_is_quoted_back_and_the_repaired_code_is_sent_with_its_te
     );
 }
 
+/// The brief's own examples run as tests: they lead the failures a repair is shown, and a model
+/// test that expects another value for the same call, or one that asserts nothing, is cut out.
+#[tokio::test]
+async fn the_briefs_examples_are_tests_and_overrule_the_models() {
+    let mut brief = duration_brief();
+    brief["description"] = serde_json::json!(
+        "Write a Python function parse_duration(text) that turns durations into seconds:\n\n\
+         parse_duration(\"1h30m\") == 5400\nparse_duration(\"2H\") == 7200\n\nAn empty string raises ValueError."
+    );
+    let model_tests = "upper_case():\n    assert parse_duration(\"2H\") == 720\n\n\ndef test_prints():\n    print(parse_duration(\"1h\"))\n\n\n\
+                       def test_empty_is_an_error():\n    with pytest.raises(ValueError):\n        parse_duration(\"\")\n```";
+    let (response, prompts) = answer(brief, &[BUGGY_DURATION, model_tests, FIXED_DURATION], sandbox().await).await;
+    let repair = prompts.get(2).expect("a repair was asked for");
+    assert!(
+        repair.contains("test_brief_example_2") && repair.contains("7200"),
+        "the example's failure leads: {repair}"
+    );
+    let tests = check(&response, "code:tests_passed");
+    assert!(tests.passed && tests.detail.contains("3 of 3"), "{tests:?}");
+    let section = &response.output[response.output.find("## Tests").expect("a tests section")..];
+    assert!(section.contains("def test_brief_example_1():\n    assert parse_duration(\"1h30m\") == 5400"), "{section}");
+    assert!(!section.contains("== 720\n") && !section.contains("test_prints"), "{section}");
+}
+
 /// Tests the model wrote into the code are taken out of it and run as the tests: the delivered
 /// code does not run them on import, and no second call is spent on new ones.
 #[tokio::test]

@@ -247,7 +247,7 @@ mod tests {
             deadline: Instant::now() + deadline_in,
             seed: 0,
             response_prefix: String::new(),
-            no_repeat_ngram: None,
+            repetition: crate::engine::Repetition::Controlled,
         };
         (Job { prompt: vec![0; prompt], request, enqueued: Instant::now(), reply }, answer)
     }

@@ -63,7 +63,7 @@ pub fn bench_model(
         deadline: Instant::now() + Duration::from_secs(24 * 3600),
         seed: 0,
         response_prefix: String::new(),
-        no_repeat_ngram: None,
+        repetition: super::Repetition::Controlled,
     };
     let warm_started = Instant::now();
     model.generate(

@@ -304,7 +304,7 @@ impl GgufModel {
             _ if position < prompt.len() => FinishReason::Deadline,
             None => FinishReason::Length,
             Some(mut logits) => {
-                let mut sampler = Sampler::new(sampling, request.seed, request.no_repeat_ngram);
+                let mut sampler = Sampler::new(sampling, request.seed, request.repetition);
                 let mut context = prompt.clone();
                 let mut last_step = Duration::ZERO;
                 loop {

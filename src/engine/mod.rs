@@ -65,9 +65,20 @@ pub struct GenerationRequest {
     /// small models follow a started shape far better than an instruction. Not part of the
     /// returned text.
     pub response_prefix: String,
-    /// Overrides the configured n-gram blocking (`Some(0)` turns it off, for code, where lines
-    /// legitimately repeat).
-    pub no_repeat_ngram: Option<usize>,
+    /// Whether the configured repetition control (repeat penalty, n-gram blocking) applies.
+    pub repetition: Repetition,
+}
+
+/// Repetition control for one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Repetition {
+    /// The configured repeat penalty and n-gram blocking: prose, where a repeat is a loop.
+    #[default]
+    Controlled,
+    /// Code, where names, brackets and whole lines legitimately recur: no n-gram blocking, and
+    /// only a light repeat penalty (a heavy one makes a model rename its variables and drop its
+    /// closing brackets).
+    Allowed,
 }
 
 impl GenerationRequest {
@@ -80,7 +91,7 @@ impl GenerationRequest {
             deadline,
             seed,
             response_prefix: String::new(),
-            no_repeat_ngram: None,
+            repetition: Repetition::Controlled,
         }
     }
 }

@@ -6,7 +6,13 @@ use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::utils::apply_repeat_penalty;
 
+use super::Repetition;
 use crate::config::SamplingConfig;
+
+/// The repeat penalty code gets at most: a light one, as code models ship with (Qwen2.5-Coder's
+/// own is 1.05). Prose's 1.15 makes a model rename its variables and drop closing brackets; none
+/// at all lets a suite of tests loop on one test.
+const CODE_REPEAT_PENALTY: f32 = 1.05;
 
 pub struct Sampler {
     processor: LogitsProcessor,
@@ -16,8 +22,8 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// `no_repeat_ngram` overrides the configured n-gram length for this answer.
-    pub fn new(config: &SamplingConfig, seed: u64, no_repeat_ngram: Option<usize>) -> Self {
+    /// `repetition` says whether the configured repeat penalty and n-gram blocking apply.
+    pub fn new(config: &SamplingConfig, seed: u64, repetition: Repetition) -> Self {
         let (temperature, p, k) = (config.temperature, config.top_p, config.top_k);
         let sampling = match (temperature <= 0.0, k) {
             (true, _) => Sampling::ArgMax,
@@ -26,9 +32,15 @@ impl Sampler {
         };
         Self {
             processor: LogitsProcessor::from_sampling(seed, sampling),
-            repeat_penalty: config.repeat_penalty,
+            repeat_penalty: match repetition {
+                Repetition::Controlled => config.repeat_penalty,
+                Repetition::Allowed => config.repeat_penalty.min(CODE_REPEAT_PENALTY),
+            },
             repeat_last_n: config.repeat_last_n,
-            no_repeat_ngram: no_repeat_ngram.unwrap_or(config.no_repeat_ngram),
+            no_repeat_ngram: match repetition {
+                Repetition::Controlled => config.no_repeat_ngram,
+                Repetition::Allowed => 0,
+            },
         }
     }
 
@@ -109,9 +121,22 @@ mod tests {
         // say 4 again; blocking makes it pick the runner-up.
         let logits = Tensor::new(&[[0.0f32, 0.1, 0.2, 0.5, 0.9]], &candle_core::Device::Cpu).unwrap();
         let answer = [1, 2, 3, 4, 1, 2, 3];
-        let mut blocked = Sampler::new(&config(4), 0, None);
+        let mut blocked = Sampler::new(&config(4), 0, Repetition::Controlled);
         assert_eq!(blocked.next_token(&logits, &answer, &answer, &[]).unwrap(), 3);
-        let mut free = Sampler::new(&config(4), 0, Some(0));
+        let mut free = Sampler::new(&config(4), 0, Repetition::Allowed);
         assert_eq!(free.next_token(&logits, &answer, &answer, &[]).unwrap(), 4);
+    }
+
+    #[test]
+    fn code_gets_only_a_light_repeat_penalty() {
+        // Token 4 leads and was just used: a penalty of 2 halves it below token 3; code's light
+        // one leaves it first.
+        let logits = Tensor::new(&[[0.0f32, 0.1, 0.2, 0.5, 0.9]], &candle_core::Device::Cpu).unwrap();
+        let penalised = SamplingConfig { repeat_penalty: 2.0, repeat_last_n: 8, ..config(0) };
+        let context = [4];
+        let mut prose = Sampler::new(&penalised, 0, Repetition::Controlled);
+        assert_eq!(prose.next_token(&logits, &context, &[], &[]).unwrap(), 3);
+        let mut code = Sampler::new(&penalised, 0, Repetition::Allowed);
+        assert_eq!(code.next_token(&logits, &context, &[], &[]).unwrap(), 4);
     }
 }

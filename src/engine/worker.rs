@@ -160,7 +160,7 @@ fn warm_up(model: &mut GgufModel, sampling: &SamplingConfig) -> Result<Speed, En
         deadline: Instant::now() + Duration::from_secs(600),
         seed: 0,
         response_prefix: String::new(),
-        no_repeat_ngram: None,
+        repetition: crate::engine::Repetition::Controlled,
     };
     let prompt = model.encoder().encode(&request.messages)?;
     // The first pass pays for repacking the weights; the second measures.

@@ -9,7 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::engine::{Capability, ChatMessage, EngineError, FinishReason, Generation, GenerationRequest, TextGenerator};
+use crate::engine::{
+    Capability, ChatMessage, EngineError, FinishReason, Generation, GenerationRequest, Repetition, TextGenerator,
+};
 use crate::protocol::{Artifact, Check};
 
 /// Below this much time left, no new call is started: its prompt alone would eat it.
@@ -156,7 +158,10 @@ impl<'a> Writer<'a> {
             deadline,
             seed,
             response_prefix: ask.prefix.clone(),
-            no_repeat_ngram: ask.code.then_some(0),
+            repetition: match ask.code {
+                true => Repetition::Allowed,
+                false => Repetition::Controlled,
+            },
         };
         let generation = match self.generator.generate(request).await {
             Ok(generation) => generation,

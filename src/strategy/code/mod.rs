@@ -12,7 +12,9 @@
 //! every function and no longer has the pitfalls.
 //!
 //! Code in a language with a runner then goes through `tested`: tests from the brief, run in the
-//! sandbox, failures repaired (`runners` runs and reads each language's tests); an SQL query is
+//! sandbox, failures repaired or the code written afresh (`rewrite`), the result reported
+//! (`test_report`). `runners` runs and reads each language's tests, `suites` makes a model's
+//! suite fit to run, and `examples` turns the brief's own examples into tests. An SQL query is
 //! run on a sample database in SQLite (`sql`, reading SQL as models write it in `sql_text`).
 //!
 //! A file per concern: `review` (code in the brief: findings and the corrected code) with
@@ -22,15 +24,18 @@
 //! (languages, their names, file names and the `file` artifact).
 
 mod checks;
+mod examples;
 mod main_guard;
 mod naming;
 mod pitfalls;
 mod regex_task;
 mod review;
+mod rewrite;
 mod runners;
 mod sql;
 mod sql_text;
 mod suites;
+mod test_report;
 mod tested;
 mod written;
 

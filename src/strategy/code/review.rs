@@ -11,10 +11,11 @@ use regex::Regex;
 use super::checks::{code_checks, failed_details, fenced_code};
 use super::naming::{code_artifact, display, fence_language, file_name};
 use super::pitfalls::{Finding, lint_python, python_functions};
-use super::{FINAL_CODE_TOKENS, MAX_FINDING_WORDS, join_names};
+use super::{FINAL_CODE_TOKENS, MAX_BRIEF_CHARS, MAX_FINDING_WORDS, join_names};
 use crate::engine::EngineError;
 use crate::protocol::{Brief, Phase};
 use crate::strategy::compose::{Ask, Draft, Writer};
+use crate::strategy::prompt;
 
 pub(super) async fn review(
     brief: &Brief,
@@ -28,11 +29,20 @@ pub(super) async fn review(
     };
     let system = format!("You are a senior {} developer. You fix bugs with small, careful changes.", display(language));
     let fence = fence_language(language);
+    // The whole brief, code and all: what the buyer saw go wrong ("fires on every keystroke",
+    // "this.persist is not a function") says where the bugs are, and what the fix must keep.
+    let brief_text = prompt::truncate_chars(&brief.description, MAX_BRIEF_CHARS);
+    let context = match brief_text.contains(original.trim()) {
+        true => format!("# {}\n\n{brief_text}", brief.title),
+        false => format!("# {}\n\n{brief_text}\n\nThe code:\n\n```{fence}\n{original}\n```", brief.title),
+    };
 
     // The model's own findings only when the local checks found little: they are often wrong.
     if findings.len() < 2 {
         let user = format!(
-            "Review this {} code and list its bugs, edge cases and style issues, one per line, each under 20 words.\n\n```{fence}\n{original}\n```",
+            "{context}\n\nList the bugs in this {} code, first those behind any problem the brief describes, then the \
+             edge cases it gets wrong; style issues only if the brief asks for them. One per line, each under 20 \
+             words. Only real defects: no advice on names, comments or documentation.",
             display(language)
         );
         let ask = Ask::new(system.clone(), user, 200).prefix("1.").share(0.3);
@@ -45,7 +55,7 @@ pub(super) async fn review(
 
     // The model's rewrite, accepted only if it is at least as good as the fix made here.
     let issues: Vec<String> = findings.iter().filter(|f| f.fix.is_some()).map(|f| f.text.clone()).collect();
-    let mut user = format!("Here is {} code:\n\n```{fence}\n{original}\n```\n\n", display(language));
+    let mut user = format!("{context}\n\n");
     if !issues.is_empty() {
         user.push_str("Fix these problems:\n");
         for (i, issue) in issues.iter().enumerate() {
@@ -53,7 +63,10 @@ pub(super) async fn review(
         }
         user.push('\n');
     }
-    user.push_str("Write the corrected code, keeping every function. Output only the code.");
+    user.push_str(&format!(
+        "Write the corrected {} code: it must do what the brief expects, keeping every function. Output only the code.",
+        display(language)
+    ));
     let tokens = (original.len() / 2 + 200).min(FINAL_CODE_TOKENS);
     let ask = Ask::new(system, user, tokens).prefix(format!("```{fence}\n")).code().share(0.5);
     let attempts = match brief.phase {

@@ -196,6 +196,14 @@ impl Runner {
         (!tests.is_empty()).then(|| tests.join("\n"))
     }
 
+    /// Whether `tests` hold a test the runner will find.
+    pub fn has_test(self, tests: &str) -> bool {
+        match self {
+            Runner::Python => tests.contains("def test"),
+            Runner::JavaScript => tests.contains("test("),
+        }
+    }
+
     /// How the first test opens, so the model writes test functions rather than bare asserts.
     pub fn first_test_opening(self) -> &'static str {
         match self {

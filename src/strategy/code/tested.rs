@@ -9,10 +9,13 @@
 use std::time::{Duration, Instant};
 
 use super::MAX_BRIEF_CHARS;
-use super::checks::{code_checks, failed_details, fenced_code};
+use super::checks::{code_checks, fenced_code};
+use super::examples::{self, BriefExample};
 use super::naming::{code_artifact, display, fence_language};
+use super::rewrite::{Failing, Rewrite, keeps_what_is_called, rewritten};
 use super::runners::{Runner, TestRun};
 use super::suites;
+use super::test_report::{first_line, fix_check, note, tests_check, tests_section};
 use crate::engine::{Capability, EngineError, FinishReason};
 use crate::protocol::{Brief, Check, Phase};
 use crate::sandbox::{Limits, Sandbox, SourceFile};
@@ -25,8 +28,6 @@ const FINAL_TEST_TOKENS: usize = 700;
 /// Rounds of repair from test failures, by phase (each a whole rewrite of the code).
 const PROTOTYPE_REPAIRS: usize = 1;
 const FINAL_REPAIRS: usize = 3;
-/// Failing tests quoted in one repair prompt: more only dilutes a small model's attention.
-const FAILURES_PER_REPAIR: usize = 2;
 /// Wall time for one run of the tests in the sandbox.
 const TEST_WALL: Duration = Duration::from_secs(20);
 
@@ -37,9 +38,13 @@ struct Attempt {
 }
 
 impl Attempt {
-    /// More tests passed; then code whose tests could run at all; then fewer failed.
+    /// More of the brief's own examples passed; then more tests; then code whose tests could run
+    /// at all; then fewer failed.
     fn better_than(&self, other: &Attempt) -> bool {
-        let rank = |a: &Attempt| (a.run.passed.len(), a.run.problem.is_none(), usize::MAX - a.run.failed.len());
+        let rank = |a: &Attempt| {
+            let run = &a.run;
+            (examples::examples_passed(run), run.passed.len(), run.problem.is_none(), usize::MAX - run.failed.len())
+        };
         rank(self) > rank(other)
     }
 }
@@ -88,12 +93,19 @@ pub(super) async fn with_tests(
     let inline = runner.inline_tests(&written).map(|tests| {
         format!("{}\n\n{}", runner.test_preamble(&filename, &first_code), runner.in_runners_words(&tests))
     });
+    let inline = inline.map(|tests| suites::sound_tests(&tests, runner)).filter(|tests| runner.has_test(tests));
     let tests = match inline {
         Some(tests) => Some(tests),
         None => write_tests(brief, runner, language, &filename, &first_code, writer).await?,
     };
+    let examples = examples::brief_examples(&brief.description, runner, &first_code);
+    let preamble = runner.test_preamble(&filename, &first_code);
+    let tests = match tests {
+        Some(tests) => Some(with_examples(runner, tests, &examples)),
+        None => only_examples(runner, &preamble, &examples),
+    };
     let Some(tests) = tests else {
-        draft.checks.push(not_run("no tests could be written in the time there was"));
+        draft.checks.push(not_run("no tests that check anything could be written in the time there was"));
         return Ok(draft);
     };
     let test_cost = started.elapsed();
@@ -105,7 +117,9 @@ pub(super) async fn with_tests(
     // code: they are written once more, and never used to rewrite the code.
     if tests_at_fault(&run, &first_code) && loads(&sandbox, runner, &filename, &first_code).await {
         let rewritten = match writer.time_left() > test_cost.mul_f64(1.3) {
-            true => write_tests(brief, runner, language, &filename, &first_code, writer).await?,
+            true => write_tests(brief, runner, language, &filename, &first_code, writer)
+                .await?
+                .map(|tests| with_examples(runner, tests, &examples)),
             false => None,
         };
         let retried = match rewritten {
@@ -114,6 +128,15 @@ pub(super) async fn with_tests(
                 Some(without_faulty_tests(&sandbox, runner, &filename, &first_code, &test_file, again, retried).await)
             }
             None => None,
+        };
+        // Failing that, the brief's examples still test the code on their own.
+        let retried = match (retried, only_examples(runner, &preamble, &examples)) {
+            (Some(retried), _) if !tests_at_fault(&retried.1, &first_code) => Some(retried),
+            (_, Some(own)) => {
+                let run = run_tests(&sandbox, runner, &filename, &first_code, &test_file, &own).await;
+                Some((own, run))
+            }
+            (retried, None) => retried,
         };
         match retried {
             Some((again, retried)) if !tests_at_fault(&retried, &first_code) => (tests, run) = (again, retried),
@@ -132,7 +155,11 @@ pub(super) async fn with_tests(
         Phase::Prototype => PROTOTYPE_REPAIRS,
         Phase::Final => FINAL_REPAIRS,
     };
-    for _ in 0..repairs {
+    // A repair patches the best code so far. When one does not help, the next round writes the
+    // code afresh against the tests: a small model's patches stay anchored to a design that
+    // cannot work, and a fresh sample need not.
+    let mut rewrite = Rewrite::Repair;
+    for round in 1..=repairs {
         if best.run.all_passed() {
             break;
         }
@@ -141,16 +168,33 @@ pub(super) async fn with_tests(
         if writer.time_left() < test_cost.mul_f64(scale * 1.3) {
             break;
         }
-        let Some(code) = repair(brief, language, &filename, &best, writer).await? else { break };
-        let kept = runner.defined_names(&code);
-        if runner.defined_names(&best.code).iter().any(|name| !kept.contains(name)) {
-            tracing::info!("the repair dropped a function the code defined; not used");
-            continue;
-        }
-        let run = run_tests(&sandbox, runner, &filename, &code, &test_file, &tests).await;
-        let attempt = Attempt { code, run };
-        if attempt.better_than(&best) {
-            best = attempt;
+        let failing = Failing { filename: &filename, code: &best.code, tests: &tests, run: &best.run };
+        let improved = match rewritten(brief, language, &failing, rewrite, writer).await? {
+            None => false,
+            Some(code) if !keeps_what_is_called(runner, &best.code, &code, &tests, rewrite) => {
+                tracing::info!(?rewrite, "the rewrite dropped a function the code defined; not used");
+                false
+            }
+            Some(code) => {
+                let run = run_tests(&sandbox, runner, &filename, &code, &test_file, &tests).await;
+                let attempt = Attempt { code, run };
+                tracing::info!(
+                    round,
+                    ?rewrite,
+                    passed = attempt.run.passed.len(),
+                    failed = attempt.run.failed.len(),
+                    loads = attempt.run.problem.is_none(),
+                    "the tests ran on a rewrite"
+                );
+                let better = attempt.better_than(&best);
+                if better {
+                    best = attempt;
+                }
+                better
+            }
+        };
+        if !improved {
+            rewrite = rewrite.other();
         }
     }
     let on_original = match original {
@@ -174,6 +218,29 @@ pub(super) async fn with_tests(
     draft.artifacts.push(code_artifact(&format!("Tests: {}", brief.title), &test_file, language, &tests));
     draft.note = Some(note(brief.phase, &best.run, on_original.as_ref()));
     Ok(draft)
+}
+
+/// The model's tests with the brief's examples after them, less any test that expects another
+/// value than the brief does for the same call or only repeats its examples.
+fn with_examples(runner: Runner, tests: String, examples: &[BriefExample]) -> String {
+    if examples.is_empty() {
+        return tests;
+    }
+    let wrong = examples::tests_the_examples_replace(&tests, runner, examples);
+    if !wrong.is_empty() {
+        tracing::info!(
+            left_out = wrong.len(),
+            "tests that contradict or only repeat the brief's examples were left out"
+        );
+    }
+    let names: Vec<&str> = wrong.iter().map(String::as_str).collect();
+    let kept = suites::without_tests(&tests, runner, &names);
+    format!("{}\n\n\n{}", kept.trim_end(), examples::example_tests(runner, examples))
+}
+
+/// The brief's examples alone as the tests, when there are any.
+fn only_examples(runner: Runner, preamble: &str, examples: &[BriefExample]) -> Option<String> {
+    (!examples.is_empty()).then(|| format!("{preamble}\n\n{}", examples::example_tests(runner, examples)))
 }
 
 fn not_run(why: &str) -> Check {
@@ -220,16 +287,13 @@ async fn write_tests(
     let Some(reply) = writer.ask(&ask).await? else { return Ok(None) };
     let (tests, closed) = fenced_code(&reply.text);
     let tests = runner.in_runners_words(&runner.without_test_calls(&tests));
+    let tests = suites::sound_tests(&tests, runner);
     let tests = match closed || reply.finish == FinishReason::Eos {
         true => tests,
         // Cut off mid-test: keep the tests that were finished.
         false => drop_unfinished_test(&tests, runner),
     };
-    let has_test = match runner {
-        Runner::Python => tests.contains("def test"),
-        Runner::JavaScript => tests.contains("test("),
-    };
-    Ok(has_test.then_some(tests))
+    Ok(runner.has_test(&tests).then_some(tests))
 }
 
 /// The tests up to the start of the last one, which was cut off.
@@ -314,177 +378,9 @@ async fn run_in(
     sandbox.run(files, &argv, &Limits { wall: TEST_WALL, ..Limits::default() }).await
 }
 
-/// The code rewritten to pass the failing tests; `None` when the reply is not usable code.
-async fn repair(
-    brief: &Brief,
-    language: &str,
-    filename: &str,
-    best: &Attempt,
-    writer: &mut Writer<'_>,
-) -> Result<Option<String>, EngineError> {
-    let lang = display(language);
-    let fence = fence_language(language);
-    let mut failures = best.run.failures_for_repair(FAILURES_PER_REPAIR);
-    if failures.contains("ModuleNotFoundError") || failures.contains("Cannot find module") {
-        failures.push_str("\n\nOnly the standard library is installed: use it instead of that module.");
-    }
-    if failures.contains("SystemExit") || failures.contains("the following arguments are required") {
-        failures.push_str("\n\nImporting the file ran the command line: put it under `if __name__ == \"__main__\":`.");
-    }
-    let user = format!(
-        "# {}\n\n{}\n\nThe code in `{filename}`:\n\n```{fence}\n{}\n```\n\nRunning its tests gave:\n\n{failures}\n\n\
-         Fix the code so it does what the brief asks and these tests pass. Output the whole corrected {lang} code.",
-        brief.title,
-        prompt::truncate_chars(&brief.description, MAX_BRIEF_CHARS),
-        best.code,
-    );
-    let system = format!("You are an expert {lang} developer. You fix failing code with small, careful changes.");
-    let tokens = (best.code.len() / 2 + 256).min(super::FINAL_CODE_TOKENS);
-    let ask = Ask::new(system, user, tokens).prefix(format!("```{fence}\n")).code().share(0.6);
-    let Some(reply) = writer.ask(&ask).await? else { return Ok(None) };
-    let (code, closed) = fenced_code(&reply.text);
-    let closed = closed || reply.finish == FinishReason::Eos;
-    let broken = !failed_details(&code_checks(&code, language, closed)).is_empty();
-    Ok((!broken).then_some(code))
-}
-
-fn tests_check(run: &TestRun) -> Check {
-    match (&run.problem, run.all_passed()) {
-        (Some(problem), _) => {
-            let first = problem.lines().next().unwrap_or("").trim_end_matches(':');
-            check("code:tests_passed", false, format!("ran in a sandbox, but {first}"))
-        }
-        (None, true) => check(
-            "code:tests_passed",
-            true,
-            format!("{} of {} pass in a sandbox", run.passed.len(), tests(run.total())),
-        ),
-        (None, false) => {
-            let failing: Vec<&str> = run.failed.iter().map(|f| f.test.as_str()).collect();
-            check(
-                "code:tests_passed",
-                false,
-                format!(
-                    "{} of {} pass in a sandbox; failing: {}",
-                    run.passed.len(),
-                    tests(run.total()),
-                    failing.join(", ")
-                ),
-            )
-        }
-    }
-}
-
-/// A fix is shown to fix something when its tests fail on the original and pass on the fix.
-fn fix_check(on_original: &TestRun, on_fix: &TestRun) -> Check {
-    let caught = on_original.failed.len() + usize::from(on_original.problem.is_some());
-    let passed = caught > 0 && on_fix.all_passed();
-    let detail = match (caught, on_fix.all_passed()) {
-        (0, _) => "the tests pass on the original code too, so they do not show the bug".to_string(),
-        (n, true) => format!("{n} of the tests fail on the original code and all pass on the fix"),
-        (n, false) => format!("{n} of the tests fail on the original code, but the fix does not pass them all"),
-    };
-    check("code:fix_verified", passed, detail)
-}
-
-fn tests_section(
-    runner: Runner,
-    language: &str,
-    test_file: &str,
-    tests: &str,
-    run: &TestRun,
-    on_original: Option<&TestRun>,
-) -> String {
-    let result = match (&run.problem, run.all_passed()) {
-        (Some(problem), _) => format!("We ran them before sending, but they could not run: {}", first_line(problem)),
-        (None, true) => format!("We ran them before sending: all {} pass.", run.total()),
-        (None, false) => {
-            let failing: Vec<String> = run.failed.iter().map(|f| format!("`{}`", f.test)).collect();
-            format!(
-                "We ran them before sending: {} of {} pass; still failing: {}.",
-                run.passed.len(),
-                run.total(),
-                failing.join(", ")
-            )
-        }
-    };
-    let original = match on_original {
-        // Only a fix that passes them all is said to fix what they catch.
-        Some(before) if (before.problem.is_some() || !before.failed.is_empty()) && run.all_passed() => {
-            format!(" On the original code {} of them fail, which is the bug this fixes.", before.failed.len().max(1))
-        }
-        Some(before) if before.problem.is_some() || !before.failed.is_empty() => {
-            format!(" On the original code {} of them fail too.", before.failed.len().max(1))
-        }
-        Some(_) => " They also pass on the original code, so they do not pin the bug down.".to_string(),
-        None => String::new(),
-    };
-    format!(
-        "\n\n## Tests\n\n```{}\n{}\n```\n\nRun them with `{}`. {result}{original}\n",
-        fence_language(language),
-        tests.trim_end(),
-        runner.command_line(test_file)
-    )
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("").trim_end_matches(':')
-}
-
-fn tests(n: usize) -> String {
-    match n {
-        1 => "1 test".to_string(),
-        n => format!("{n} tests"),
-    }
-}
-
-/// The sentence for the buyer: what was run and what passed.
-fn note(phase: Phase, run: &TestRun, on_original: Option<&TestRun>) -> String {
-    let what = match phase {
-        Phase::Prototype => "This prototype's code",
-        Phase::Final => "The code",
-    };
-    let caught = on_original.is_some_and(|before| before.problem.is_some() || !before.failed.is_empty());
-    match (run.all_passed(), caught) {
-        (true, true) => format!(
-            "{what} comes with {}, run before sending: they fail on the original code and all pass on the fix.",
-            tests(run.total())
-        ),
-        (true, false) => format!("{what} comes with {}, run before sending: all pass.", tests(run.total())),
-        (false, _) if run.problem.is_some() => format!("{what} comes with tests, which we could not run to the end."),
-        (false, _) => {
-            format!("{what} comes with {}, run before sending: {} pass.", tests(run.total()), run.passed.len())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::code::runners::Failure;
-
-    fn run(passed: &[&str], failed: &[&str]) -> TestRun {
-        TestRun {
-            passed: passed.iter().map(|s| s.to_string()).collect(),
-            failed: failed.iter().map(|s| Failure { test: s.to_string(), error: "assert 1 == 2".into() }).collect(),
-            problem: None,
-        }
-    }
-
-    #[test]
-    fn the_checks_say_what_ran_and_what_passed() {
-        assert!(tests_check(&run(&["a", "b"], &[])).passed);
-        let partial = tests_check(&run(&["a"], &["b"]));
-        assert!(
-            !partial.passed && partial.detail.contains("1 of 2 tests pass") && partial.detail.contains("failing: b")
-        );
-        let broken =
-            TestRun { problem: Some("the tests could not be loaded (x):\nE  NameError".into()), ..TestRun::default() };
-        assert!(!tests_check(&broken).passed);
-        assert!(!tests_check(&TestRun::default()).passed, "no test run is no pass");
-        assert!(fix_check(&run(&["a"], &["b"]), &run(&["a", "b"], &[])).passed);
-        assert!(!fix_check(&run(&["a", "b"], &[]), &run(&["a", "b"], &[])).passed, "tests that miss the bug");
-    }
 
     #[test]
     fn a_cut_off_test_is_dropped_and_finished_ones_kept() {
