@@ -13,9 +13,10 @@
 //!
 //! Code in a language with a runner then goes through `tested`: tests from the brief, run in the
 //! sandbox, failures repaired or the code written afresh (`rewrite`), the result reported
-//! (`test_report`). `runners` runs and reads each language's tests, `suites` makes a model's
-//! suite fit to run, and `examples` turns the brief's own examples into tests. An SQL query is
-//! run on a sample database in SQLite (`sql`, reading SQL as models write it in `sql_text`).
+//! (`test_report`). `runners` runs each language's tests and `reports` reads what they print,
+//! `suites` makes a model's suite fit to run, and `examples` turns the brief's own examples into
+//! tests. An SQL query is run on a sample database in SQLite (`sql`, reading SQL as models write
+//! it in `sql_text`).
 //!
 //! A file per concern: `review` (code in the brief: findings and the corrected code) with
 //! `pitfalls` (the Python pitfalls found and fixed here), `written` (code written from a
@@ -29,6 +30,7 @@ mod main_guard;
 mod naming;
 mod pitfalls;
 mod regex_task;
+mod reports;
 mod review;
 mod rewrite;
 mod runners;
