@@ -241,7 +241,10 @@ fn how_to_run(code: &str, language: &str, filename: &str) -> String {
                 usage.push_str(&format!(" [{}]", &caps[1]));
             }
             let function = Regex::new(r"(?m)^def ([A-Za-z]\w*)").expect("valid pattern");
-            let library = !code.contains("__main__") && !code.contains("argparse");
+            // A call at the top level runs when the file does: that is a script, whatever else
+            // it defines.
+            let top_level_call = Regex::new(r"(?m)^[A-Za-z_][\w.]*\(").expect("valid pattern");
+            let library = !code.contains("__main__") && !code.contains("argparse") && !top_level_call.is_match(code);
             match function.captures(code) {
                 Some(caps) if library => {
                     let stem = filename.trim_end_matches(".py");
@@ -426,6 +429,10 @@ mod tests {
         assert!(steps.contains("pip install Pillow"), "{steps}");
         assert!(steps.contains("`python3 rename.py <folder> [--dry-run]`"), "{steps}");
         assert!(!how_to_run("import os", "python", "a.py").contains("pip"));
+        let library = "def rename(folder):\n    pass\n";
+        assert!(how_to_run(library, "python", "a.py").contains("`from a import rename`"));
+        let script = "def rename(folder):\n    pass\n\nrename('photos')\n";
+        assert!(how_to_run(script, "python", "a.py").contains("`python3 a.py`"));
     }
 
     #[test]
