@@ -22,7 +22,7 @@ fn pin_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         // SAFETY: benches run one at a time on the main thread; candle reads these on use.
-        unsafe { bidder::engine::set_cpu_thread_environment(threads) };
+        unsafe { bidder::engine::set_cpu_environment(threads, None) };
     }
 }
 

@@ -38,12 +38,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The inference thread pools read their sizes from the environment on first use
-/// ([`bidder::engine::set_cpu_thread_environment`]), so this runs before any thread starts,
-/// which is why the runtime is built by hand.
-fn pin_inference_threads(threads: usize) {
+/// The inference thread pools read their sizes, and the kernels their tier, from the
+/// environment on first use ([`bidder::engine::set_cpu_environment`]), so this runs before any
+/// thread starts, which is why the runtime is built by hand.
+fn pin_inference_threads(threads: usize, tier: Option<bidder_kernels::Tier>) {
     // SAFETY: called from `main` before any other thread exists.
-    unsafe { bidder::engine::set_cpu_thread_environment(threads) };
+    unsafe { bidder::engine::set_cpu_environment(threads, tier) };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -52,7 +52,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.validate()?;
-    pin_inference_threads(config.pool.threads());
+    pin_inference_threads(config.pool.threads(), args.model.cpu_features);
     telemetry::init_logging(config.log_format);
     runtime()?.block_on(async move {
         // Before anything is bound or loaded: with --code-exec required, no sandbox, no server.
@@ -91,7 +91,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::io::stdout().flush().ok();
         let models: Vec<String> =
             config.pool.models.iter().map(|m| m.engine.model_path.display().to_string()).collect();
-        tracing::info!(%address, ?models, threads = config.pool.threads(), "listening; loading the models");
+        let cpu_tier = bidder_kernels::Tier::active().name();
+        tracing::info!(%address, ?models, threads = config.pool.threads(), cpu_tier, "listening; loading the models");
 
         let (load_failed_tx, load_failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
         let loader_state = state.clone();
@@ -181,7 +182,7 @@ async fn shutdown_signal() {
 fn execute(args: ExecuteArgs) -> anyhow::Result<()> {
     let pool = args.model.validate()?;
     let mut strategy = args.strategy.validate()?;
-    pin_inference_threads(pool.threads());
+    pin_inference_threads(pool.threads(), args.model.cpu_features);
     telemetry::init_logging(LogFormat::Text);
     let runtime = runtime()?;
     strategy.code_exec = runtime.block_on(code_execution(&args.strategy))?;
@@ -215,14 +216,14 @@ fn tokenize(args: TokenizeArgs) -> anyhow::Result<()> {
 
 fn bench_model(args: BenchModelArgs) -> anyhow::Result<()> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    pin_inference_threads(threads);
+    pin_inference_threads(threads, args.cpu_features);
     let report = bidder::engine::bench::bench_model(
         &args.model,
         threads,
         args.prompt_tokens,
         args.gen_tokens,
         args.repetitions,
-        bidder::config::LoadOptions { lean_memory: args.lean_memory },
+        bidder::config::LoadOptions { lean_memory: args.lean_memory, tier: args.cpu_features },
     )?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

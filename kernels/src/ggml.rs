@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::k_quants::{
-    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, GgmlType,
-};
+use candle_core::quantized::k_quants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5_1, BlockQ5K, BlockQ6K, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
 
+use crate::block32::{self, Block32, Block32Matrix};
+use crate::tier::Tier;
 use crate::{Q4_1Matrix, ShapeError};
 
 /// A quantised `rows × cols` weight matrix on the CPU (rows are outputs, as in a linear layer).
@@ -27,13 +27,14 @@ pub trait CpuMatrix: Send + Sync {
     fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), ShapeError>;
 }
 
-/// The matrix for a GGUF tensor's raw bytes, or `None` for a type without a kernel here
-/// (floats, which candle multiplies well itself).
+/// The matrix for a GGUF tensor's raw bytes, multiplied with the kernels of `tier`, or `None`
+/// for a type without a kernel here (floats, which candle multiplies well itself).
 pub fn cpu_matrix(
     dtype: GgmlDType,
     bytes: &[u8],
     rows: usize,
     cols: usize,
+    tier: Tier,
 ) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
     fn boxed<T: GgmlType + 'static>(
         bytes: &[u8],
@@ -42,12 +43,20 @@ pub fn cpu_matrix(
     ) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
         Ok(Some(Box::new(GgmlMatrix::<T>::from_ggml_bytes(bytes, rows, cols)?)))
     }
+    fn block32<B: Block32>(
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        tier: Tier,
+    ) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
+        Ok(Some(Box::new(Block32Matrix::<B>::from_ggml_bytes(bytes, rows, cols, tier)?)))
+    }
     match dtype {
-        GgmlDType::Q4_1 => Ok(Some(Box::new(Q4_1Matrix::from_ggml_bytes(bytes, rows, cols)?))),
-        GgmlDType::Q4_0 => boxed::<BlockQ4_0>(bytes, rows, cols),
-        GgmlDType::Q5_0 => boxed::<BlockQ5_0>(bytes, rows, cols),
+        GgmlDType::Q4_1 => Ok(Some(Box::new(Q4_1Matrix::from_ggml_bytes(bytes, rows, cols, tier)?))),
+        GgmlDType::Q4_0 => block32::<block32::BlockQ4_0>(bytes, rows, cols, tier),
+        GgmlDType::Q5_0 => block32::<block32::BlockQ5_0>(bytes, rows, cols, tier),
+        GgmlDType::Q8_0 => block32::<block32::BlockQ8_0>(bytes, rows, cols, tier),
         GgmlDType::Q5_1 => boxed::<BlockQ5_1>(bytes, rows, cols),
-        GgmlDType::Q8_0 => boxed::<BlockQ8_0>(bytes, rows, cols),
         GgmlDType::Q2K => boxed::<BlockQ2K>(bytes, rows, cols),
         GgmlDType::Q3K => boxed::<BlockQ3K>(bytes, rows, cols),
         GgmlDType::Q4K => boxed::<BlockQ4K>(bytes, rows, cols),
@@ -59,17 +68,20 @@ pub fn cpu_matrix(
 
 /// Like [`cpu_matrix`], but viewing `tensor`'s storage instead of copying it where the block
 /// type allows (every type but Q4_1, whose kernel keeps its own copy).
-pub fn cpu_matrix_view(tensor: &Arc<QTensor>) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
+pub fn cpu_matrix_view(tensor: &Arc<QTensor>, tier: Tier) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
     fn viewed<T: GgmlType + 'static>(tensor: &Arc<QTensor>) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
         Ok(Some(Box::new(GgmlMatrix::<T>::view(tensor.clone())?)))
     }
+    fn block32<B: Block32>(tensor: &Arc<QTensor>, tier: Tier) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
+        Ok(Some(Box::new(Block32Matrix::<B>::view(tensor.clone(), tier)?)))
+    }
     match tensor.dtype() {
-        // AVX-512 kernels of our own, for the types of the K_M mixes.
-        GgmlDType::Q4K | GgmlDType::Q6K if crate::k_quants::available() => crate::k_quants::view(tensor),
-        GgmlDType::Q4_0 => viewed::<BlockQ4_0>(tensor),
-        GgmlDType::Q5_0 => viewed::<BlockQ5_0>(tensor),
+        // Kernels of our own for the types of the K_M mixes, on AVX2 or AVX-512.
+        GgmlDType::Q4K | GgmlDType::Q6K if crate::k_quants::available(tier) => crate::k_quants::view(tensor, tier),
+        GgmlDType::Q4_0 => block32::<block32::BlockQ4_0>(tensor, tier),
+        GgmlDType::Q5_0 => block32::<block32::BlockQ5_0>(tensor, tier),
+        GgmlDType::Q8_0 => block32::<block32::BlockQ8_0>(tensor, tier),
         GgmlDType::Q5_1 => viewed::<BlockQ5_1>(tensor),
-        GgmlDType::Q8_0 => viewed::<BlockQ8_0>(tensor),
         GgmlDType::Q2K => viewed::<BlockQ2K>(tensor),
         GgmlDType::Q3K => viewed::<BlockQ3K>(tensor),
         GgmlDType::Q4K => viewed::<BlockQ4K>(tensor),
@@ -77,7 +89,7 @@ pub fn cpu_matrix_view(tensor: &Arc<QTensor>) -> Result<Option<Box<dyn CpuMatrix
         GgmlDType::Q6K => viewed::<BlockQ6K>(tensor),
         dtype => {
             let (rows, cols) = tensor.shape().dims2().map_err(|e| ShapeError(e.to_string()))?;
-            cpu_matrix(dtype, &tensor.data().map_err(|e| ShapeError(e.to_string()))?, rows, cols)
+            cpu_matrix(dtype, &tensor.data().map_err(|e| ShapeError(e.to_string()))?, rows, cols, tier)
         }
     }
 }
@@ -336,12 +348,13 @@ mod tests {
     use super::*;
     use crate::test_support::{rms_error, values};
 
-    /// Every quantisation the GGUFs we meet use, for a decode step, a few rows and a prefill
-    /// chunk, and row counts not a multiple of four: measured against the exact product with
-    /// the dequantised weights, at least as accurate as candle's own matmul of the same blocks
-    /// (which on AVX-512 machines quantises activations more coarsely, per 256 values).
+    /// Every quantisation the GGUFs we meet use, on every tier this CPU runs, for a decode
+    /// step, a few rows and a prefill chunk, and row counts not a multiple of four: measured
+    /// against the exact product with the dequantised weights, at least as accurate as candle's
+    /// own matmul of the same blocks (which on AVX-512 machines quantises activations more
+    /// coarsely, per 256 values).
     #[test]
-    fn as_accurate_as_candle_for_every_quantisation() {
+    fn as_accurate_as_candle_for_every_quantisation_on_every_tier() {
         let dtypes = [
             GgmlDType::Q4_0,
             GgmlDType::Q4_1,
@@ -355,17 +368,17 @@ mod tests {
             GgmlDType::Q6K,
         ];
         let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
-        for dtype in dtypes {
+        for (dtype, tier) in dtypes.into_iter().flat_map(|dtype| Tier::supported().map(move |tier| (dtype, tier))) {
             for (rows, cols) in [(256, 512), (35, 256)] {
                 let w = Tensor::from_vec(values(rows * cols, 3), (rows, cols), &Device::Cpu).unwrap();
                 let q = QTensor::quantize(&w, dtype).unwrap();
                 let q = Arc::new(q);
-                let ours = cpu_matrix(dtype, &q.data().unwrap(), rows, cols).unwrap().unwrap();
-                let viewed = cpu_matrix_view(&q).unwrap().unwrap();
+                let ours = cpu_matrix(dtype, &q.data().unwrap(), rows, cols, tier).unwrap().unwrap();
+                let viewed = cpu_matrix_view(&q, tier).unwrap().unwrap();
                 let dequantized = q.dequantize(&Device::Cpu).unwrap();
                 let mut row = vec![0f32; cols];
                 ours.dequantize_row(rows - 1, &mut row).unwrap();
-                assert_eq!(row, flat(dequantized.get(rows - 1).unwrap()), "{dtype:?}: dequantised row");
+                assert_eq!(row, flat(dequantized.get(rows - 1).unwrap()), "{dtype:?} at {tier}: dequantised row");
                 let candle = QMatMul::from_arc(q).unwrap();
                 for m in [1, 3, 64] {
                     let x = values(m * cols, m as u64 + 11);
@@ -381,10 +394,10 @@ mod tests {
                     // A view may pick a kernel of its own (Q6_K on AVX-512): the same sums in
                     // another order.
                     let apart = rms_error(&got, &got_viewed);
-                    assert!(apart <= 1e-5 * scale, "{dtype:?}: a view multiplies like a copy ({apart})");
+                    assert!(apart <= 1e-5 * scale, "{dtype:?} at {tier}: a view multiplies like a copy ({apart})");
                     assert!(
                         error <= candle_error * 1.25 + 1e-5 * scale && error < 0.05 * scale,
-                        "{dtype:?} {rows}×{cols} m={m}: error {error} vs candle's {candle_error}, outputs ~{scale}"
+                        "{dtype:?} at {tier} {rows}×{cols} m={m}: error {error} vs candle's {candle_error}, outputs ~{scale}"
                     );
                 }
             }
@@ -394,12 +407,13 @@ mod tests {
     #[test]
     fn mismatched_shapes_and_rows_are_errors_not_panics() {
         let bytes = vec![0u8; 2 * 34];
-        assert!(cpu_matrix(GgmlDType::Q8_0, &bytes, 2, 33).is_err());
-        assert!(cpu_matrix(GgmlDType::Q8_0, &bytes[1..], 2, 32).is_err());
-        let m = cpu_matrix(GgmlDType::Q8_0, &bytes, 2, 32).unwrap().unwrap();
+        let tier = Tier::active();
+        assert!(cpu_matrix(GgmlDType::Q8_0, &bytes, 2, 33, tier).is_err());
+        assert!(cpu_matrix(GgmlDType::Q8_0, &bytes[1..], 2, 32, tier).is_err());
+        let m = cpu_matrix(GgmlDType::Q8_0, &bytes, 2, 32, tier).unwrap().unwrap();
         assert!(m.matmul(&[0.0; 31], &mut [0.0; 2]).is_err());
         assert!(m.dequantize_row(2, &mut [0.0; 32]).is_err());
         assert!(m.dequantize_row(0, &mut [0.0; 31]).is_err());
-        assert!(cpu_matrix(GgmlDType::F32, &[0; 8], 1, 2).unwrap().is_none());
+        assert!(cpu_matrix(GgmlDType::F32, &[0; 8], 1, 2, tier).unwrap().is_none());
     }
 }

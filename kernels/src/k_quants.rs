@@ -1,4 +1,5 @@
-//! `Q4_K` and `Q6_K` weights × f32 activations with AVX-512 BW, for decode steps.
+//! `Q4_K` and `Q6_K` weights × f32 activations with AVX-512 BW or AVX2, for decode steps (and
+//! prefill where candle's repacked kernels are not used).
 //!
 //! These are the two types of ggml's "K_M" mixes (Q4_K for most matrices; Q6_K for the
 //! largest of all, the output projection — 151936 × 1536 on Qwen2.5-1.5B — and half the down
@@ -6,7 +7,7 @@
 //! Both types hold 256 weights per block; activations are quantised per 256 to `i8` with one
 //! scale and the sums of each 16, and 64 weights at a time go through one 512-bit `vpmaddubsw`
 //! (unsigned quant × signed activation, pairs to i16) and one `vpmaddwd` against the block's
-//! scales (pairs to i32).
+//! scales (pairs to i32); the AVX2 kernels ([`crate::k_quants_avx2`]) do the same 32 at a time.
 //!
 //! * `block_q6_k`: 4 low bits in `ql`, 2 high bits in `qh`, one signed 8-bit scale per 16
 //!   weights and an f16 `d`; a weight is `d * scale * (q - 32)` with `q` in 0..64. The `- 32`
@@ -23,6 +24,7 @@ use crate::ShapeError;
 use crate::ggml::{
     Blocks, CpuMatrix, SharedOutput, TokenDots, check_row, check_shapes, dot_every_token, run_in_parallel,
 };
+use crate::tier::{CpuFeatures, Tier};
 
 const QK: usize = 256;
 /// Blocks of activations one thread quantises before sharing the rest out (a prefill chunk's
@@ -33,10 +35,10 @@ const QUANTIZE_BLOCKS_PER_TASK: usize = 64;
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct BlockQ6K {
-    ql: [u8; QK / 2],
-    qh: [u8; QK / 4],
-    scales: [i8; QK / 16],
-    d: half::f16,
+    pub(crate) ql: [u8; QK / 2],
+    pub(crate) qh: [u8; QK / 4],
+    pub(crate) scales: [i8; QK / 16],
+    pub(crate) d: half::f16,
 }
 const _: () = assert!(std::mem::size_of::<BlockQ6K>() == 210);
 
@@ -44,21 +46,14 @@ const _: () = assert!(std::mem::size_of::<BlockQ6K>() == 210);
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct ActivationBlock {
-    qs: [i8; QK],
-    sums: [i16; QK / 16],
-    d: f32,
+    pub(crate) qs: [i8; QK],
+    pub(crate) sums: [i16; QK / 16],
+    pub(crate) d: f32,
 }
 
-/// Whether this CPU runs the kernels (else callers use candle's AVX2 dot products).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// Whether the kernels run at `tier` on this CPU (else callers use candle's dot products).
+pub fn available(tier: Tier) -> bool {
+    tier.features().avx2
 }
 
 /// A block type with a kernel here.
@@ -68,8 +63,12 @@ pub(crate) trait KBlock: Copy + Send + Sync + 'static {
     /// as long as `weights`; the block is unpacked once for all of them.
     ///
     /// # Safety
-    /// Only where [`available`].
-    unsafe fn dot<const R: usize>(weights: &[Self], activations: [&[ActivationBlock]; R]) -> [f32; R];
+    /// Only where `features` has AVX2 (and it is the CPU's).
+    unsafe fn dot<const R: usize>(
+        features: CpuFeatures,
+        weights: &[Self],
+        activations: [&[ActivationBlock]; R],
+    ) -> [f32; R];
     fn dequantize(&self, out: &mut [f32]);
 }
 
@@ -77,28 +76,29 @@ pub struct KMatrix<B: KBlock> {
     blocks: Blocks<B>,
     rows: usize,
     cols: usize,
+    features: CpuFeatures,
 }
 
-/// A view of a 2-D Q4_K or Q6_K CPU tensor with the kernels here, where [`available`].
-pub fn view(tensor: &Arc<QTensor>) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
-    if !available() {
+/// A view of a 2-D Q4_K or Q6_K CPU tensor with the kernels of `tier`, where [`available`].
+pub fn view(tensor: &Arc<QTensor>, tier: Tier) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
+    if !available(tier) {
         return Ok(None);
     }
     match tensor.dtype() {
-        GgmlDType::Q4K => Ok(Some(Box::new(KMatrix::<BlockQ4K>::view(tensor.clone())?))),
-        GgmlDType::Q6K => Ok(Some(Box::new(KMatrix::<BlockQ6K>::view(tensor.clone())?))),
+        GgmlDType::Q4K => Ok(Some(Box::new(KMatrix::<BlockQ4K>::view(tensor.clone(), tier)?))),
+        GgmlDType::Q6K => Ok(Some(Box::new(KMatrix::<BlockQ6K>::view(tensor.clone(), tier)?))),
         _ => Ok(None),
     }
 }
 
 impl<B: KBlock> KMatrix<B> {
-    fn view(tensor: Arc<QTensor>) -> Result<Self, ShapeError> {
+    fn view(tensor: Arc<QTensor>, tier: Tier) -> Result<Self, ShapeError> {
         let (rows, cols) = tensor.shape().dims2().map_err(|e| ShapeError(e.to_string()))?;
         if !cols.is_multiple_of(QK) {
             return Err(ShapeError(format!("{:?} rows must be a multiple of {QK} wide, not {cols}", B::DTYPE)));
         }
         let blocks = Blocks::view(tensor, B::DTYPE, rows * cols / QK)?;
-        Ok(Self { blocks, rows, cols })
+        Ok(Self { blocks, rows, cols, features: tier.features() })
     }
 
     fn row(&self, row: usize) -> &[B] {
@@ -125,7 +125,8 @@ impl<B: KBlock> CpuMatrix for KMatrix<B> {
         let out = SharedOutput(out.as_mut_ptr());
         run_in_parallel(rows, m * self.cols, |range| {
             for row in range {
-                let dots = RowDots { weights: self.row(row), activations: &activations, per_row };
+                let dots =
+                    RowDots { weights: self.row(row), activations: &activations, per_row, features: self.features };
                 // SAFETY: each call owns its weight rows, i.e. its own output columns, and
                 // `t < m`: writes never overlap and stay inside `out`.
                 dot_every_token(m, &dots, |t, value| unsafe { out.write(t * rows + row, value) });
@@ -148,23 +149,33 @@ struct RowDots<'a, B> {
     weights: &'a [B],
     activations: &'a [ActivationBlock],
     per_row: usize,
+    features: CpuFeatures,
 }
 
 impl<B: KBlock> TokenDots for RowDots<'_, B> {
     fn dots<const R: usize>(&self, first: usize) -> [f32; R] {
         let rows =
             std::array::from_fn(|i| &self.activations[(first + i) * self.per_row..(first + i + 1) * self.per_row]);
-        // SAFETY: a `KMatrix` is only made where `available()`.
-        unsafe { B::dot::<R>(self.weights, rows) }
+        // SAFETY: a `KMatrix` is only made where `available()`: its features include AVX2.
+        unsafe { B::dot::<R>(self.features, self.weights, rows) }
     }
 }
 
 impl KBlock for BlockQ6K {
     const DTYPE: GgmlDType = GgmlDType::Q6K;
 
-    unsafe fn dot<const R: usize>(weights: &[Self], activations: [&[ActivationBlock]; R]) -> [f32; R] {
-        // SAFETY: passed on from the caller.
-        unsafe { dot_q6k(weights, activations) }
+    unsafe fn dot<const R: usize>(
+        features: CpuFeatures,
+        weights: &[Self],
+        activations: [&[ActivationBlock]; R],
+    ) -> [f32; R] {
+        // SAFETY: passed on from the caller; AVX-512 only where the tier's features have it.
+        unsafe {
+            match features.avx512 {
+                true => dot_q6k(weights, activations),
+                false => crate::k_quants_avx2::dot_q6k(weights, activations),
+            }
+        }
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -179,10 +190,10 @@ impl KBlock for BlockQ6K {
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct BlockQ4K {
-    d: half::f16,
-    dmin: half::f16,
-    scales: [u8; 12],
-    qs: [u8; QK / 2],
+    pub(crate) d: half::f16,
+    pub(crate) dmin: half::f16,
+    pub(crate) scales: [u8; 12],
+    pub(crate) qs: [u8; QK / 2],
 }
 const _: () = assert!(std::mem::size_of::<BlockQ4K>() == 144);
 
@@ -192,7 +203,7 @@ impl BlockQ4K {
     /// The 12 bytes hold, for sub-blocks 0..4, scale and minimum in the low 6 bits of bytes
     /// `j` and `j + 4`; for sub-blocks 4..8, their low 4 bits in the two nibbles of byte
     /// `j + 8` and their high 2 bits in the top bits of bytes `j` and `j + 4`.
-    fn scales_and_mins(&self) -> (u64, u64) {
+    pub(crate) fn scales_and_mins(&self) -> (u64, u64) {
         let word = |i: usize| u32::from_le_bytes(self.scales[4 * i..4 * i + 4].try_into().expect("4 bytes"));
         let (a, b, c) = (word(0), word(1), word(2));
         let scales_low = a & 0x3F3F_3F3F;
@@ -206,9 +217,18 @@ impl BlockQ4K {
 impl KBlock for BlockQ4K {
     const DTYPE: GgmlDType = GgmlDType::Q4K;
 
-    unsafe fn dot<const R: usize>(weights: &[Self], activations: [&[ActivationBlock]; R]) -> [f32; R] {
-        // SAFETY: passed on from the caller.
-        unsafe { dot_q4k(weights, activations) }
+    unsafe fn dot<const R: usize>(
+        features: CpuFeatures,
+        weights: &[Self],
+        activations: [&[ActivationBlock]; R],
+    ) -> [f32; R] {
+        // SAFETY: passed on from the caller; AVX-512 only where the tier's features have it.
+        unsafe {
+            match features.avx512 {
+                true => dot_q4k(weights, activations),
+                false => crate::k_quants_avx2::dot_q4k(weights, activations),
+            }
+        }
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -387,19 +407,22 @@ mod tests {
     use crate::test_support::{rms_error, values};
 
     #[test]
-    fn dequantises_like_candle_and_multiplies_at_least_as_accurately() {
-        if !available() {
-            eprintln!("skipped: no AVX-512 BW on this CPU");
+    fn dequantises_like_candle_and_multiplies_at_least_as_accurately_on_every_tier() {
+        let tiers: Vec<Tier> = Tier::supported().filter(|tier| available(*tier)).collect();
+        if tiers.is_empty() {
+            eprintln!("skipped: no AVX2 on this CPU");
             return;
         }
         let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
-        for (dtype, rows, cols) in [GgmlDType::Q4K, GgmlDType::Q6K]
+        let shapes = [(64, 512), (7, 256), (96, 1536)];
+        for (dtype, (rows, cols), tier) in [GgmlDType::Q4K, GgmlDType::Q6K]
             .into_iter()
-            .flat_map(|dtype| [(dtype, 64, 512), (dtype, 7, 256), (dtype, 96, 1536)])
+            .flat_map(|dtype| shapes.map(|shape| (dtype, shape)))
+            .flat_map(|(dtype, shape)| tiers.iter().map(move |tier| (dtype, shape, *tier)))
         {
             let w = Tensor::from_vec(values(rows * cols, 5), (rows, cols), &Device::Cpu).unwrap();
             let q = Arc::new(QTensor::quantize(&w, dtype).unwrap());
-            let ours = view(&q).unwrap().unwrap();
+            let ours = view(&q, tier).unwrap().unwrap();
             let dequantized = q.dequantize(&Device::Cpu).unwrap();
             let mut row = vec![0f32; cols];
             ours.dequantize_row(rows - 1, &mut row).unwrap();
@@ -416,7 +439,7 @@ mod tests {
                 let scale = rms_error(&exact, &vec![0.0; exact.len()]);
                 assert!(
                     error <= candle_error * 1.25 + 1e-5 * scale && error < 0.02 * scale,
-                    "{dtype:?} {rows}×{cols} m={m}: error {error} vs candle's {candle_error}, outputs ~{scale}"
+                    "{dtype:?} at {tier} {rows}×{cols} m={m}: error {error} vs candle's {candle_error}, outputs ~{scale}"
                 );
             }
         }

@@ -1,23 +1,29 @@
-//! CPU matmul kernels for GGUF quantisations that candle multiplies with a scalar loop.
+//! CPU matmul kernels for the GGUF quantisations of the catalog's files, on AVX2 or AVX-512
+//! chosen at run time ([`Tier`]; `BIDDER_CPU_FEATURES` forces a lower one).
 //!
-//! candle 0.11 has SIMD (and repacked AVX-512 VNNI) kernels for Q4_0, Q8_0 and the K-quants,
-//! but a Q4_1 weight goes through a plain Rust loop: on SmolLM2-135M Q4_1 that loop is more than
-//! half of every decode step. [`Q4_1Matrix`] keeps the weights in ggml's own 20-byte blocks (no
-//! repack, so no second copy in memory) and multiplies them against activations quantised to
-//! 8 bits per block, like ggml's `q4_1 × q8_1` dot product: AVX2 where the CPU has it, a
-//! portable loop elsewhere. Rows of the weight matrix are shared out over rayon's pool (the one
-//! candle's float ops use), and each weight block is unpacked once for up to four activation rows, so a
-//! prefill reads the weights once per four tokens instead of once per token.
+//! candle 0.11 multiplies Q4_1 and Q5_0 with plain Rust loops and the other types one token at a
+//! time: on SmolLM2-135M Q4_1 that loop is more than half of every decode step. Here Q4_0, Q5_0
+//! and Q8_0 ([`block32`]), Q4_K and Q6_K ([`k_quants`]) and Q4_1 ([`Q4_1Matrix`]) have kernels
+//! of their own. All keep the weights in ggml's own blocks (a view of candle's storage where
+//! it can be, so no second copy in memory) and multiply them against activations quantised to
+//! 8 bits, like ggml's dot products. Rows of the weight matrix are shared out over rayon's pool
+//! (the one candle's float ops use), and each weight block is unpacked once for up to four
+//! activation rows, so a prefill reads the weights once per four tokens instead of once per
+//! token.
 //!
 //! This lives in its own crate so it is compiled optimised even in the test profile, where the
 //! `bidder` crate itself stays at opt-level 0 for fast rebuilds.
 
+mod block32;
 mod ggml;
 mod k_quants;
+mod k_quants_avx2;
 mod q4_1;
+mod tier;
 
 pub use ggml::{CpuMatrix, GgmlMatrix, cpu_matrix, cpu_matrix_view};
 pub use q4_1::{Q4_1Matrix, ShapeError};
+pub use tier::{CpuFeatures, TIER_VARIABLE, Tier, TierError};
 
 #[cfg(test)]
 mod test_support {

@@ -12,6 +12,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use crate::ggml::{CpuMatrix, ROW_GROUP, SharedOutput, check_block_bytes, check_row, check_shapes, run_in_parallel};
+use crate::tier::{CpuFeatures, Tier};
 
 /// Weights per block, in ggml's Q4_1 and in our 8-bit activation blocks alike.
 const BLOCK: usize = 32;
@@ -26,13 +27,14 @@ struct WeightBlock {
     qs: [u8; BLOCK / 2],
 }
 
+/// 32 activations quantised to `i8` (also the activations of [`crate::block32`]'s kernels).
 #[derive(Clone, Copy)]
 #[repr(C)]
-struct ActivationBlock {
-    qs: [i8; BLOCK],
-    d: f32,
-    /// `d * Σ qs`: what the weights' minimum multiplies.
-    s: f32,
+pub(crate) struct ActivationBlock {
+    pub(crate) qs: [i8; BLOCK],
+    pub(crate) d: f32,
+    /// `d * Σ qs`: what the weights' minimum (or offset) multiplies.
+    pub(crate) s: f32,
 }
 
 /// The bytes or the shape given for a matrix do not fit together.
@@ -53,11 +55,14 @@ pub struct Q4_1Matrix {
     blocks: Vec<WeightBlock>,
     rows: usize,
     cols: usize,
+    /// What the kernels may use: the tier's instructions on this CPU.
+    features: CpuFeatures,
 }
 
 impl Q4_1Matrix {
-    /// Take a matrix from the raw bytes of a GGUF `Q4_1` tensor of `rows × cols`.
-    pub fn from_ggml_bytes(bytes: &[u8], rows: usize, cols: usize) -> Result<Self, ShapeError> {
+    /// Take a matrix from the raw bytes of a GGUF `Q4_1` tensor of `rows × cols`, for the
+    /// kernels of `tier`.
+    pub fn from_ggml_bytes(bytes: &[u8], rows: usize, cols: usize, tier: Tier) -> Result<Self, ShapeError> {
         check_block_bytes(GgmlDType::Q4_1, bytes, rows, cols, BLOCK, BLOCK_BYTES)?;
         let blocks = bytes
             .chunks_exact(BLOCK_BYTES)
@@ -67,7 +72,7 @@ impl Q4_1Matrix {
                 qs: b[4..].try_into().expect("16 bytes of nibbles"),
             })
             .collect();
-        Ok(Self { blocks, rows, cols })
+        Ok(Self { blocks, rows, cols, features: tier.features() })
     }
 }
 
@@ -85,7 +90,7 @@ impl CpuMatrix for Q4_1Matrix {
         let blocks_per_row = self.cols / BLOCK;
         let activations = quantize_activations(x);
         let activation_row = |t: usize| &activations[t * blocks_per_row..(t + 1) * blocks_per_row];
-        let features = Features::detect();
+        let features = self.features;
         // Measured on SmolLM2 (Zen 4 class, 2 threads): the 512-bit kernel makes a decode step
         // ~8% faster, but a prefill ~20% slower than the 256-bit one, whose four activation rows
         // per weight block need fewer scale shuffles.
@@ -147,7 +152,7 @@ impl CpuMatrix for Q4_1Matrix {
 /// inputs (128 × 1536 values) are worth splitting, a decode step's are not.
 const QUANTIZE_BLOCKS_PER_TASK: usize = 512;
 
-fn quantize_activations(x: &[f32]) -> Vec<ActivationBlock> {
+pub(crate) fn quantize_activations(x: &[f32]) -> Vec<ActivationBlock> {
     x.par_chunks_exact(BLOCK)
         .with_min_len(QUANTIZE_BLOCKS_PER_TASK)
         .map(|values| {
@@ -163,43 +168,6 @@ fn quantize_activations(x: &[f32]) -> Vec<ActivationBlock> {
             ActivationBlock { qs, d, s: d * sum as f32 }
         })
         .collect()
-}
-
-/// What this CPU offers the kernels, detected once.
-#[derive(Clone, Copy, Debug)]
-struct Features {
-    /// AVX-512 BW + VNNI: two blocks per 512-bit `vpdpbusd`.
-    avx512_vnni: bool,
-    /// AVX-VNNI: `vpdpbusd` on 256 bits.
-    avx_vnni: bool,
-    avx2: bool,
-}
-
-impl Features {
-    fn detect() -> Self {
-        static DETECTED: std::sync::OnceLock<Features> = std::sync::OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            let avx2 = avx2_available();
-            #[cfg(target_arch = "x86_64")]
-            let avx_vnni = avx2 && is_x86_feature_detected!("avxvnni");
-            #[cfg(not(target_arch = "x86_64"))]
-            let avx_vnni = false;
-            Features { avx512_vnni: vnni_available(), avx_vnni, avx2 }
-        })
-    }
-}
-
-fn vnni_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// The same quantised activations laid out by field, so that the quants of neighbouring blocks
@@ -241,7 +209,7 @@ impl ActivationColumns {
 fn dot_vnni<const R: usize>(weights: &[WeightBlock], rows: [ColumnsRow<'_>; R]) -> [f32; R] {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: only chosen where `Features::detect` found AVX-512 BW and VNNI.
+        // SAFETY: only chosen where the tier's features include AVX-512 VNNI.
         unsafe { dot_vnni_x86(weights, rows) }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -318,22 +286,15 @@ unsafe fn dot_vnni_x86<const R: usize>(weights: &[WeightBlock], rows: [ColumnsRo
     sums
 }
 
-fn avx2_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Dot products of one weight row with `R` activation rows, one block at a time.
-fn dot<const R: usize>(features: Features, weights: &[WeightBlock], activations: [&[ActivationBlock]; R]) -> [f32; R] {
+fn dot<const R: usize>(
+    features: CpuFeatures,
+    weights: &[WeightBlock],
+    activations: [&[ActivationBlock]; R],
+) -> [f32; R] {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: each kernel only where `Features::detect` found its instructions.
+        // SAFETY: each kernel only where the tier's features include its instructions.
         if features.avx_vnni {
             return unsafe { dot_avx_vnni(weights, activations) };
         }
@@ -440,21 +401,22 @@ mod tests {
     use super::*;
     use crate::test_support::{rms_error, values};
 
-    fn quantized(rows: usize, cols: usize, seed: u64) -> (QTensor, Q4_1Matrix) {
+    fn quantized(rows: usize, cols: usize, seed: u64, tier: Tier) -> (QTensor, Q4_1Matrix) {
         let w = Tensor::from_vec(values(rows * cols, seed), (rows, cols), &Device::Cpu).unwrap();
         let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
-        let ours = Q4_1Matrix::from_ggml_bytes(&q.data().unwrap(), rows, cols).unwrap();
+        let ours = Q4_1Matrix::from_ggml_bytes(&q.data().unwrap(), rows, cols, tier).unwrap();
         (q, ours)
     }
 
     /// Against the exact product with the dequantised weights, compared with candle's own
     /// Q4_1 × Q8_1 path (the same arithmetic in a scalar loop, with f16 activation scales): at
     /// least as accurate, for every shape a prefill chunk or a decode step produces and for
-    /// row counts that are not a multiple of four.
+    /// row counts that are not a multiple of four, on every tier this CPU runs.
     #[test]
     fn as_accurate_as_candle_for_decode_and_prefill_shapes() {
-        for (rows, cols) in [(192, 576), (576, 576), (1536, 576), (576, 1536), (35, 64)] {
-            let (q, ours) = quantized(rows, cols, rows as u64 * 31 + cols as u64);
+        let shapes = [(192, 576), (576, 576), (1536, 576), (576, 1536), (35, 64)];
+        for ((rows, cols), tier) in shapes.into_iter().flat_map(|shape| Tier::supported().map(move |t| (shape, t))) {
+            let (q, ours) = quantized(rows, cols, rows as u64 * 31 + cols as u64, tier);
             let dequantized = q.dequantize(&Device::Cpu).unwrap();
             let candle = QMatMul::from_qtensor(q).unwrap();
             for m in [1, 2, 3, 4, 5, 9, 128] {
@@ -469,7 +431,7 @@ mod tests {
                 let scale = rms_error(&exact, &vec![0.0; exact.len()]);
                 assert!(
                     our_error <= candle_error * 1.25 + 1e-6 * scale && our_error < 0.02 * scale,
-                    "{rows}×{cols}, m={m}: error {our_error} vs candle's {candle_error} (outputs ~{scale})"
+                    "{tier}: {rows}×{cols}, m={m}: error {our_error} vs candle's {candle_error} (outputs ~{scale})"
                 );
             }
         }
@@ -477,18 +439,15 @@ mod tests {
 
     #[test]
     fn the_portable_loop_agrees_with_the_simd_one() {
-        let (_, ours) = quantized(8, 256, 7);
+        let (_, ours) = quantized(8, 256, 7, Tier::Generic);
         let activations = quantize_activations(&values(3 * 256, 9));
         let rows: [&[ActivationBlock]; 3] = [0, 1, 2].map(|t| &activations[t * 8..(t + 1) * 8]);
         for row in 0..8 {
             let weights = &ours.blocks[row * 8..(row + 1) * 8];
             let portable = dot_portable(weights, rows);
-            let features = Features::detect();
-            let variants = [
-                features,
-                Features { avx_vnni: false, ..features },
-                Features { avx_vnni: false, avx2: false, ..features },
-            ];
+            let features = CpuFeatures::detected();
+            // Each tier, and AVX-512 without AVX-VNNI (the 256-bit kernels of Ice Lake and Zen 4).
+            let variants = Tier::supported().map(Tier::features).chain([CpuFeatures { avx_vnni: false, ..features }]);
             for variant in variants {
                 for (a, b) in dot(variant, weights, rows).iter().zip(portable) {
                     assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{variant:?}: {a} vs {b}");
@@ -517,9 +476,9 @@ mod tests {
 
     #[test]
     fn mismatched_shapes_are_errors_not_panics() {
-        assert!(Q4_1Matrix::from_ggml_bytes(&[0; 20], 1, 33).is_err());
-        assert!(Q4_1Matrix::from_ggml_bytes(&[0; 19], 1, 32).is_err());
-        let m = Q4_1Matrix::from_ggml_bytes(&[0; 40], 2, 32).unwrap();
+        assert!(Q4_1Matrix::from_ggml_bytes(&[0; 20], 1, 33, Tier::Generic).is_err());
+        assert!(Q4_1Matrix::from_ggml_bytes(&[0; 19], 1, 32, Tier::Generic).is_err());
+        let m = Q4_1Matrix::from_ggml_bytes(&[0; 40], 2, 32, Tier::Generic).unwrap();
         assert!(m.matmul(&[0.0; 31], &mut [0.0; 2]).is_err());
         assert!(m.matmul(&[0.0; 32], &mut [0.0; 3]).is_err());
         let mut out = [1.0; 2];

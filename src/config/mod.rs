@@ -246,6 +246,10 @@ pub struct ModelArgs {
     /// prefill about 2× slower).
     #[arg(long, env = "BIDDER_LEAN_MEMORY")]
     pub lean_memory: bool,
+    /// CPU kernels to use: `avx512`, `avx2` or `generic` (default: the best this CPU runs). A
+    /// lower tier runs exactly what a CPU without the higher one would, for tests and benchmarks.
+    #[arg(long, env = "BIDDER_CPU_FEATURES", value_parser = parse_cpu_tier)]
+    pub cpu_features: Option<bidder_kernels::Tier>,
     /// Jobs that may wait for a worker; beyond this, requests are answered 429 at once.
     #[arg(long, env = "BIDDER_QUEUE_CAPACITY", default_value_t = 8)]
     pub queue_capacity: usize,
@@ -371,6 +375,10 @@ pub struct BenchModelArgs {
     /// prefill about 2× slower).
     #[arg(long, env = "BIDDER_LEAN_MEMORY")]
     pub lean_memory: bool,
+    /// CPU kernels to use: `avx512`, `avx2` or `generic` (default: the best this CPU runs). A
+    /// lower tier runs exactly what a CPU without the higher one would, for tests and benchmarks.
+    #[arg(long, env = "BIDDER_CPU_FEATURES", value_parser = parse_cpu_tier)]
+    pub cpu_features: Option<bidder_kernels::Tier>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -483,6 +491,8 @@ pub struct EngineConfig {
 pub struct LoadOptions {
     /// Skip the repacked prefill copy of K-quant weights on CPU (`--lean-memory`).
     pub lean_memory: bool,
+    /// The CPU kernel tier; `None`: [`bidder_kernels::Tier::active`] (`--cpu-features`).
+    pub tier: Option<bidder_kernels::Tier>,
 }
 
 /// The device a model runs on.
@@ -490,6 +500,11 @@ pub struct LoadOptions {
 pub enum DeviceChoice {
     Cpu,
     Cuda(usize),
+}
+
+/// A kernel tier by name, refused if this CPU cannot run it.
+fn parse_cpu_tier(raw: &str) -> Result<bidder_kernels::Tier, String> {
+    bidder_kernels::Tier::parse(raw).map_err(|e| e.to_string())
 }
 
 fn parse_device(raw: &str) -> Result<DeviceChoice, String> {
@@ -743,7 +758,7 @@ impl ModelArgs {
             workers: self.workers,
             queue_capacity: self.queue_capacity,
             capability: self.capability,
-            load: LoadOptions { lean_memory: self.lean_memory },
+            load: LoadOptions { lean_memory: self.lean_memory, tier: self.cpu_features },
             sampling: SamplingConfig {
                 temperature: self.temperature,
                 top_k: self.top_k,

@@ -20,6 +20,8 @@ pub struct BenchReport {
     pub model: String,
     pub architecture: String,
     pub threads: usize,
+    /// The CPU kernel tier the matmuls ran with (`avx512`, `avx2`, `generic`).
+    pub cpu_tier: &'static str,
     pub prompt_tokens: usize,
     pub gen_tokens: usize,
     pub load_s: f64,
@@ -88,6 +90,7 @@ pub fn bench_model(
         model: path.display().to_string(),
         architecture: model.architecture().to_string(),
         threads,
+        cpu_tier: bidder_kernels::Tier::active().name(),
         prompt_tokens: prompt.len(),
         gen_tokens,
         load_s: (load.as_secs_f64() * 1000.0).round() / 1000.0,

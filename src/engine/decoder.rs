@@ -15,7 +15,7 @@
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
-use bidder_kernels::{CpuMatrix, cpu_matrix_view};
+use bidder_kernels::{CpuMatrix, Tier, cpu_matrix_view};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
@@ -53,13 +53,14 @@ enum Weights {
 }
 
 impl Weights {
-    /// `repack`: whether candle may keep its repacked prefill copy (see [`Weights::Cpu`]).
-    fn new(tensor: Arc<QTensor>, repack: bool) -> Result<Self> {
+    /// `repack`: whether candle may keep its repacked prefill copy (see [`Weights::Cpu`]);
+    /// `tier`: the CPU kernels to multiply with.
+    fn new(tensor: Arc<QTensor>, repack: bool, tier: Tier) -> Result<Self> {
         if tensor.device().is_cpu()
-            && let Some(matrix) = cpu_matrix_view(&tensor).map_err(kernel_error)?
+            && let Some(matrix) = cpu_matrix_view(&tensor, tier).map_err(kernel_error)?
         {
             let (rows, cols) = tensor.shape().dims2()?;
-            let prefill = match repack && candle_repacks(tensor.dtype(), rows, cols) {
+            let prefill = match repack && candle_repacks(tensor.dtype(), rows, cols, tier) {
                 true => Some(QMatMul::from_arc(tensor)?),
                 false => None,
             };
@@ -69,24 +70,51 @@ impl Weights {
     }
 }
 
-/// Whether candle 0.11 multiplies a `rows × cols` matrix of `dtype` with its repacked AVX-512
-/// VNNI kernels on this CPU (its own rule, in `quantized::repack_x86::select`).
-fn candle_repacks(dtype: GgmlDType, rows: usize, cols: usize) -> bool {
+/// Whether candle 0.11 multiplies a `rows × cols` matrix of `dtype` with its repacked kernels
+/// on this CPU, using no instructions above `tier` (its own rules, in
+/// `quantized::repack_x86::{level, select}`): AVX-512 VNNI or AVX-VNNI tiles for Q4_K, Q6_K
+/// and Q8_0, AVX2 tiles for Q4_K and Q6_K. A forced lower tier gets candle's AVX2 tiles only
+/// when candle is held to them too (`MISTRALRS_FORCE_AVX2=1`, which `bidder` sets for it).
+fn candle_repacks(dtype: GgmlDType, rows: usize, cols: usize, tier: Tier) -> bool {
+    let shape = rows.is_multiple_of(16) && cols.is_multiple_of(256);
+    let k_quant = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K);
+    shape
+        && match candle_x86_level() {
+            Some(CandleLevel::Vnni) => tier == Tier::Avx512 && (k_quant || dtype == GgmlDType::Q8_0),
+            Some(CandleLevel::Avx2) => tier >= Tier::Avx2 && k_quant,
+            None => false,
+        }
+}
+
+/// The instructions candle's repacked x86 kernels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CandleLevel {
+    /// AVX-512 VNNI or AVX-VNNI: above our AVX2 tier.
+    Vnni,
+    Avx2,
+}
+
+/// What `candle_core::quantized::repack_x86::level` picks on this CPU (not public in candle).
+fn candle_x86_level() -> Option<CandleLevel> {
     #[cfg(target_arch = "x86_64")]
     {
-        let vnni = is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni");
-        vnni && rows.is_multiple_of(16)
-            && cols.is_multiple_of(256)
-            && matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K | GgmlDType::Q8_0)
+        let forced = |name: &str| std::env::var(name).as_deref() == Ok("1");
+        let (force_avx2, force_vnni) = (forced(CANDLE_FORCE_AVX2), forced("MISTRALRS_FORCE_AVXVNNI"));
+        let avx512_vnni = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni");
+        let avx_vnni = is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2");
+        if !force_avx2 && (avx512_vnni || (avx_vnni || force_vnni) && is_x86_feature_detected!("avx2")) {
+            return Some(CandleLevel::Vnni);
+        }
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(CandleLevel::Avx2)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (dtype, rows, cols);
-        false
+        None
     }
 }
+
+/// The variable that holds candle's repacked kernels to AVX2.
+pub const CANDLE_FORCE_AVX2: &str = "MISTRALRS_FORCE_AVX2";
 
 fn kernel_error(e: bidder_kernels::ShapeError) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
@@ -280,6 +308,7 @@ impl Decoder {
         options: LoadOptions,
     ) -> Result<Self> {
         let repack = !options.lean_memory;
+        let tier = options.tier.unwrap_or_else(Tier::active);
         let key = |name: &str| format!("{architecture}.{name}");
         let required = |name: &str| {
             metadata_u32(content, &key(name))
@@ -315,10 +344,10 @@ impl Decoder {
         // Embeddings are looked up, and only the last position reaches the output projection:
         // neither is ever a prefill matmul, so neither needs candle's repacked copy.
         let token_embd = Arc::new(tensor("token_embd.weight")?);
-        let token_weights = Weights::new(token_embd.clone(), false)?;
+        let token_weights = Weights::new(token_embd.clone(), false, tier)?;
         let norm = tensor("output_norm.weight")?.dequantize(device)?;
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => Weights::new(Arc::new(tensor("output.weight")?), false)?,
+            true => Weights::new(Arc::new(tensor("output.weight")?), false, tier)?,
             // Tied embeddings: the output projection is the embedding matrix itself, in memory once.
             false => match &token_weights {
                 Weights::Cpu { matrix, .. } => Weights::Cpu { matrix: matrix.clone(), prefill: None },
@@ -335,8 +364,11 @@ impl Decoder {
             let name = |part: &str| format!("blk.{i}.{part}");
             let has = |part: &str| content.tensor_infos.contains_key(&name(part));
             let mut linear = |part: &str| -> Result<Linear> {
-                let weights =
-                    Weights::new(Arc::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?), repack)?;
+                let weights = Weights::new(
+                    Arc::new(content.tensor(reader, &name(&format!("{part}.weight")), device)?),
+                    repack,
+                    tier,
+                )?;
                 let bias = match has(&format!("{part}.bias")) {
                     true => Some(content.tensor(reader, &name(&format!("{part}.bias")), device)?.dequantize(device)?),
                     false => None,

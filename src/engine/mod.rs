@@ -36,16 +36,28 @@ const CANDLE_SPIN_LIMIT: &str = "1000";
 
 /// Size the CPU thread pools for `threads` inference threads: `RAYON_NUM_THREADS` (candle and
 /// our kernels; left unset, candle re-reads the CPU count on every forward pass) and candle's
-/// barrier-pool spin limit. Values the operator set are kept.
+/// barrier-pool spin limit; and force the kernel tier `tier` (`--cpu-features`), if given, on
+/// our kernels and candle's alike. Values the operator set are kept.
 ///
 /// # Safety
 /// Sets environment variables: call it before any other thread exists.
-pub unsafe fn set_cpu_thread_environment(threads: usize) {
+pub unsafe fn set_cpu_environment(threads: usize, tier: Option<bidder_kernels::Tier>) {
     // SAFETY: the caller guarantees no other thread reads the environment meanwhile.
     unsafe {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
             std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
+        }
+        if let Some(tier) = tier {
+            std::env::set_var(bidder_kernels::TIER_VARIABLE, tier.name());
+        }
+        // A tier forced below AVX-512 holds candle's repacked prefill kernels to AVX2 as well,
+        // so that it runs what a CPU without the higher one would (decoder::candle_repacks).
+        let forced = tier.or(bidder_kernels::Tier::requested().ok().flatten());
+        if forced.is_some_and(|tier| tier < bidder_kernels::Tier::Avx512)
+            && std::env::var_os(decoder::CANDLE_FORCE_AVX2).is_none()
+        {
+            std::env::set_var(decoder::CANDLE_FORCE_AVX2, "1");
         }
     }
 }

@@ -1,0 +1,365 @@
+//! `Q4_0`, `Q5_0` and `Q8_0` weights × f32 activations, on AVX2 (the kernel every x86-64-v3
+//! CPU runs, AVX-512 ones included) or a portable loop.
+//!
+//! These are the 32-weight block types of the catalog's files: Qwen2.5-0.5B's Q4_K_M is
+//! mostly Q5_0 (896 columns are not whole 256-weight K-quant blocks) with a Q8_0 embedding that
+//! is also its 151936-row output projection. candle multiplies Q5_0 with a scalar loop and the
+//! others one token at a time. Here, as for Q4_1 ([`crate::Q4_1Matrix`]), activations are
+//! quantised per 32 to `i8` with a scale and `d · Σq`, and each weight block is unpacked once
+//! for up to four activation rows.
+//!
+//! A weight is `d · (q − offset)`: `q` in 0..16 with offset 8 (Q4_0), `q` in 0..32 with offset
+//! 16 (Q5_0, the fifth bit in `qh`), or a signed `q` with none (Q8_0). A block's dot product is
+//! `d_w · d_a · Σ q_w q_a − offset · d_w · (d_a Σ q_a)`: one `vpmaddubsw` (unsigned × signed
+//! pairs to i16; Q8_0 moves its signs onto the activations first) and one `vpmaddwd` per block.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use half::f16;
+
+use crate::ShapeError;
+use crate::ggml::{
+    Blocks, CpuMatrix, SharedOutput, TokenDots, check_block_bytes, check_row, check_shapes, dot_every_token,
+    run_in_parallel,
+};
+use crate::q4_1::{ActivationBlock, quantize_activations};
+use crate::tier::{CpuFeatures, Tier};
+
+const BLOCK: usize = 32;
+
+/// ggml's `block_q4_0`, byte for byte.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ4_0 {
+    d: f16,
+    qs: [u8; BLOCK / 2],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ4_0>() == 18);
+
+/// ggml's `block_q5_0`, byte for byte: bit `j` of `qh` is the fifth bit of weight `j`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ5_0 {
+    d: f16,
+    qh: [u8; 4],
+    qs: [u8; BLOCK / 2],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ5_0>() == 22);
+
+/// ggml's `block_q8_0`, byte for byte.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct BlockQ8_0 {
+    d: f16,
+    qs: [i8; BLOCK],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+
+/// A 32-weight block type with a kernel here.
+pub(crate) trait Block32: Copy + Send + Sync + 'static {
+    const DTYPE: GgmlDType;
+    /// What every quant is offset by (a weight is `d · (q − OFFSET)`).
+    const OFFSET: f32;
+    /// Whether the quants are signed bytes (else unsigned).
+    const SIGNED: bool;
+    fn d(&self) -> f32;
+    /// The 32 quants, weight 0 first.
+    fn quants(&self) -> [i32; BLOCK];
+    /// The same, unpacked into one 256-bit register.
+    ///
+    /// # Safety
+    /// Only where the CPU has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn unpack(&self) -> std::arch::x86_64::__m256i;
+}
+
+/// ggml's nibble order: low nibbles are weights 0..16, high nibbles 16..32.
+fn nibbles(qs: &[u8; BLOCK / 2]) -> [i32; BLOCK] {
+    std::array::from_fn(|j| if j < BLOCK / 2 { (qs[j] & 0x0F) as i32 } else { (qs[j - BLOCK / 2] >> 4) as i32 })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn unpack_nibbles(qs: &[u8; BLOCK / 2]) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    // SAFETY: 16 bytes, unaligned load.
+    let packed = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let low4 = _mm_set1_epi8(0x0F);
+    _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(packed), low4), _mm_and_si128(packed, low4))
+}
+
+impl Block32 for BlockQ4_0 {
+    const DTYPE: GgmlDType = GgmlDType::Q4_0;
+    const OFFSET: f32 = 8.0;
+    const SIGNED: bool = false;
+
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+
+    fn quants(&self) -> [i32; BLOCK] {
+        nibbles(&self.qs)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn unpack(&self) -> std::arch::x86_64::__m256i {
+        unpack_nibbles(&self.qs)
+    }
+}
+
+impl Block32 for BlockQ5_0 {
+    const DTYPE: GgmlDType = GgmlDType::Q5_0;
+    const OFFSET: f32 = 16.0;
+    const SIGNED: bool = false;
+
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+
+    fn quants(&self) -> [i32; BLOCK] {
+        let high = u32::from_le_bytes(self.qh);
+        let low = nibbles(&self.qs);
+        std::array::from_fn(|j| low[j] | (((high >> j) & 1) << 4) as i32)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn unpack(&self) -> std::arch::x86_64::__m256i {
+        unpack_q5_0(self)
+    }
+}
+
+/// Spreads the 32 bits of `qh` over 32 bytes (byte `j` takes byte `j / 8` of `qh`, and is all
+/// ones exactly where every bit but bit `j % 8` is forced on and the result is all ones), then
+/// puts each as 16 beside its nibble.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn unpack_q5_0(block: &BlockQ5_0) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let qh = _mm256_set1_epi32(u32::from_le_bytes(block.qh) as i32);
+    let spread = _mm256_shuffle_epi8(
+        qh,
+        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0),
+    );
+    let others = _mm256_set1_epi64x(0x7FBF_DFEF_F7FB_FDFE);
+    let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1));
+    _mm256_or_si256(unpack_nibbles(&block.qs), _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+}
+
+impl Block32 for BlockQ8_0 {
+    const DTYPE: GgmlDType = GgmlDType::Q8_0;
+    const OFFSET: f32 = 0.0;
+    const SIGNED: bool = true;
+
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+
+    fn quants(&self) -> [i32; BLOCK] {
+        self.qs.map(i32::from)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn unpack(&self) -> std::arch::x86_64::__m256i {
+        // SAFETY: 32 bytes, unaligned load; the caller has checked for AVX2.
+        unsafe { std::arch::x86_64::_mm256_loadu_si256(self.qs.as_ptr().cast()) }
+    }
+}
+
+/// A matrix of 32-weight blocks, viewed in place or copied from bytes.
+pub struct Block32Matrix<B: Block32> {
+    blocks: Blocks<B>,
+    rows: usize,
+    cols: usize,
+    features: CpuFeatures,
+}
+
+impl<B: Block32> Block32Matrix<B> {
+    pub(crate) fn from_ggml_bytes(bytes: &[u8], rows: usize, cols: usize, tier: Tier) -> Result<Self, ShapeError> {
+        let count = check_block_bytes(B::DTYPE, bytes, rows, cols, BLOCK, std::mem::size_of::<B>())?;
+        let blocks = bytes
+            .chunks_exact(std::mem::size_of::<B>())
+            // SAFETY: each chunk is one block's bytes; the blocks are plain `repr(C)` data
+            // (f16s and byte arrays) and the read is unaligned.
+            .map(|chunk| unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<B>()) })
+            .collect::<Vec<_>>();
+        debug_assert_eq!(blocks.len(), count);
+        Ok(Self { blocks: Blocks::Owned(blocks), rows, cols, features: tier.features() })
+    }
+
+    pub(crate) fn view(tensor: Arc<QTensor>, tier: Tier) -> Result<Self, ShapeError> {
+        let (rows, cols) = tensor.shape().dims2().map_err(|e| ShapeError(e.to_string()))?;
+        if !cols.is_multiple_of(BLOCK) {
+            return Err(ShapeError(format!("{:?} rows must be a multiple of {BLOCK} wide", B::DTYPE)));
+        }
+        let blocks = Blocks::view(tensor, B::DTYPE, rows * cols / BLOCK)?;
+        Ok(Self { blocks, rows, cols, features: tier.features() })
+    }
+
+    fn row(&self, row: usize) -> &[B] {
+        let per_row = self.cols / BLOCK;
+        &self.blocks.as_slice()[row * per_row..(row + 1) * per_row]
+    }
+}
+
+impl<B: Block32> CpuMatrix for Block32Matrix<B> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn matmul(&self, x: &[f32], out: &mut [f32]) -> Result<(), ShapeError> {
+        let m = check_shapes(x, out, self.rows, self.cols)?;
+        let per_row = self.cols / BLOCK;
+        let activations = quantize_activations(x);
+        let rows = self.rows;
+        let out = SharedOutput(out.as_mut_ptr());
+        run_in_parallel(rows, m * self.cols, |range| {
+            for row in range {
+                let dots =
+                    RowDots { weights: self.row(row), activations: &activations, per_row, features: self.features };
+                // SAFETY: each call owns its weight rows, i.e. its own output columns, and
+                // `t < m`: writes never overlap and stay inside `out`.
+                dot_every_token(m, &dots, |t, value| unsafe { out.write(t * rows + row, value) });
+            }
+        });
+        Ok(())
+    }
+
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), ShapeError> {
+        check_row(row, out, self.rows, self.cols)?;
+        for (block, values) in self.row(row).iter().zip(out.chunks_exact_mut(BLOCK)) {
+            let d = block.d();
+            for (value, q) in values.iter_mut().zip(block.quants()) {
+                *value = d * (q as f32 - B::OFFSET);
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RowDots<'a, B> {
+    weights: &'a [B],
+    activations: &'a [ActivationBlock],
+    per_row: usize,
+    features: CpuFeatures,
+}
+
+impl<B: Block32> TokenDots for RowDots<'_, B> {
+    fn dots<const R: usize>(&self, first: usize) -> [f32; R] {
+        let rows =
+            std::array::from_fn(|i| &self.activations[(first + i) * self.per_row..(first + i + 1) * self.per_row]);
+        dot(self.features, self.weights, rows)
+    }
+}
+
+/// Dot products of one weight row with `R` activation rows.
+pub(crate) fn dot<B: Block32, const R: usize>(
+    features: CpuFeatures,
+    weights: &[B],
+    activations: [&[ActivationBlock]; R],
+) -> [f32; R] {
+    #[cfg(target_arch = "x86_64")]
+    if features.avx2 {
+        // SAFETY: AVX2 is in the tier's features only where the CPU has it.
+        return unsafe { dot_avx2(weights, activations) };
+    }
+    let _ = features;
+    dot_portable(weights, activations)
+}
+
+fn dot_portable<B: Block32, const R: usize>(weights: &[B], activations: [&[ActivationBlock]; R]) -> [f32; R] {
+    let mut sums = [0f32; R];
+    for (i, w) in weights.iter().enumerate() {
+        let (d, quants) = (w.d(), w.quants());
+        for (sum, row) in sums.iter_mut().zip(&activations) {
+            let a = &row[i];
+            let integer: i32 = quants.iter().zip(&a.qs).map(|(q, x)| q * *x as i32).sum();
+            *sum += d * a.d * integer as f32 - B::OFFSET * d * a.s;
+        }
+    }
+    sums
+}
+
+/// Independent accumulators for a single activation row (see `q4_1::CHAINS`).
+const CHAINS: usize = 4;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_avx2<B: Block32, const R: usize>(weights: &[B], activations: [&[ActivationBlock]; R]) -> [f32; R] {
+    use std::arch::x86_64::*;
+
+    for row in &activations {
+        assert_eq!(row.len(), weights.len());
+    }
+    let ones = _mm256_set1_epi16(1);
+    let chains = if R == 1 { CHAINS } else { 1 };
+    let mut acc = [[_mm256_setzero_ps(); CHAINS]; R];
+    let mut offsets = [0f32; R];
+    for (i, w) in weights.iter().enumerate() {
+        let chain = i % chains;
+        // SAFETY: AVX2 is enabled for this function.
+        let quants = unsafe { w.unpack() };
+        let magnitudes = if B::SIGNED { _mm256_sign_epi8(quants, quants) } else { quants };
+        let d = w.d();
+        for r in 0..R {
+            // SAFETY: every activation row has as many blocks as the weight row (asserted above).
+            let a = unsafe { activations[r].get_unchecked(i) };
+            let x = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
+            // u8 × i8 pairs to i16: at most 31 · 127 · 2, or 128 · 127 · 2 for Q8_0 with its
+            // signs moved onto the activations; both fit.
+            let x = if B::SIGNED { _mm256_sign_epi8(x, quants) } else { x };
+            let products = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, x), ones);
+            acc[r][chain] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_set1_ps(d * a.d), acc[r][chain]);
+            offsets[r] += B::OFFSET * d * a.s;
+        }
+    }
+    std::array::from_fn(|r| {
+        let [a, b, c, e] = acc[r];
+        let total = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, e));
+        let halves = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps::<1>(total));
+        let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs))) - offsets[r]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::values;
+
+    fn check<B: Block32>() {
+        let (rows, cols) = (6, 7 * BLOCK);
+        let w =
+            candle_core::Tensor::from_vec(values(rows * cols, 21), (rows, cols), &candle_core::Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, B::DTYPE).unwrap();
+        let matrix = Block32Matrix::<B>::from_ggml_bytes(&q.data().unwrap(), rows, cols, Tier::Generic).unwrap();
+        let activations = quantize_activations(&values(5 * cols, 4));
+        let per_row = cols / BLOCK;
+        let rows_of = |t: usize| &activations[t * per_row..(t + 1) * per_row];
+        for row in 0..rows {
+            let weights = matrix.row(row);
+            let portable = dot_portable(weights, [rows_of(0), rows_of(1), rows_of(2)]);
+            for tier in Tier::supported() {
+                let three = dot(tier.features(), weights, [rows_of(0), rows_of(1), rows_of(2)]);
+                let one = dot(tier.features(), weights, [rows_of(0)]);
+                for (a, b) in three.iter().chain(&one).zip(portable.iter().chain(&portable[..1])) {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{:?} at {tier}: {a} vs {b}", B::DTYPE);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_tier_computes_what_the_portable_loop_does() {
+        check::<BlockQ4_0>();
+        check::<BlockQ5_0>();
+        check::<BlockQ8_0>();
+    }
+}
