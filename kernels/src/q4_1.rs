@@ -29,7 +29,7 @@ struct WeightBlock {
 
 /// 32 activations quantised to `i8` (also the activations of [`crate::block32`]'s kernels).
 #[derive(Clone, Copy)]
-#[repr(C)]
+#[repr(C, align(32))]
 pub(crate) struct ActivationBlock {
     pub(crate) qs: [i8; BLOCK],
     pub(crate) d: f32,
@@ -91,12 +91,6 @@ impl CpuMatrix for Q4_1Matrix {
         let activations = quantize_activations(x);
         let activation_row = |t: usize| &activations[t * blocks_per_row..(t + 1) * blocks_per_row];
         let features = self.features;
-        // Measured on SmolLM2 (Zen 4 class, 2 threads): the 512-bit kernel makes a decode step
-        // ~8% faster, but a prefill ~20% slower than the 256-bit one, whose four activation rows
-        // per weight block need fewer scale shuffles.
-        let wide = m == 1 && features.avx512_vnni;
-        let columns = wide.then(|| ActivationColumns::new(&activations));
-        let columns_row = |t: usize| columns.as_ref().expect("made for VNNI").row(t, blocks_per_row);
         let out_rows = self.rows;
         let out = SharedOutput(out.as_mut_ptr());
         let row_products = |rows: std::ops::Range<usize>| {
@@ -108,17 +102,12 @@ impl CpuMatrix for Q4_1Matrix {
                 while t < m {
                     let group = (m - t).min(ROW_GROUP);
                     let mut sums = [0f32; ROW_GROUP];
-                    if wide {
-                        // A decode step: one activation row.
-                        sums[..1].copy_from_slice(&dot_vnni(weights, [columns_row(t)]));
-                    } else {
-                        let rows = |i: usize| activation_row(t + i);
-                        match group {
-                            4 => sums = dot::<4>(features, weights, std::array::from_fn(rows)),
-                            3 => sums[..3].copy_from_slice(&dot::<3>(features, weights, std::array::from_fn(rows))),
-                            2 => sums[..2].copy_from_slice(&dot::<2>(features, weights, std::array::from_fn(rows))),
-                            _ => sums[..1].copy_from_slice(&dot::<1>(features, weights, std::array::from_fn(rows))),
-                        }
+                    let rows = |i: usize| activation_row(t + i);
+                    match group {
+                        4 => sums = dot::<4>(features, weights, std::array::from_fn(rows)),
+                        3 => sums[..3].copy_from_slice(&dot::<3>(features, weights, std::array::from_fn(rows))),
+                        2 => sums[..2].copy_from_slice(&dot::<2>(features, weights, std::array::from_fn(rows))),
+                        _ => sums[..1].copy_from_slice(&dot::<1>(features, weights, std::array::from_fn(rows))),
                     }
                     for (i, sum) in sums[..group].iter().enumerate() {
                         // SAFETY: each call owns its weight rows, i.e. its own output columns,
@@ -170,122 +159,6 @@ pub(crate) fn quantize_activations(x: &[f32]) -> Vec<ActivationBlock> {
         .collect()
 }
 
-/// The same quantised activations laid out by field, so that the quants of neighbouring blocks
-/// are neighbours in memory and one 512-bit load takes two blocks.
-struct ActivationColumns {
-    qs: Vec<i8>,
-    d: Vec<f32>,
-    s: Vec<f32>,
-}
-
-/// One activation row of [`ActivationColumns`].
-#[derive(Clone, Copy)]
-struct ColumnsRow<'a> {
-    qs: &'a [i8],
-    d: &'a [f32],
-    s: &'a [f32],
-}
-
-impl ActivationColumns {
-    fn new(blocks: &[ActivationBlock]) -> Self {
-        Self {
-            qs: blocks.iter().flat_map(|b| b.qs).collect(),
-            d: blocks.iter().map(|b| b.d).collect(),
-            s: blocks.iter().map(|b| b.s).collect(),
-        }
-    }
-
-    fn row(&self, t: usize, blocks_per_row: usize) -> ColumnsRow<'_> {
-        let blocks = t * blocks_per_row..(t + 1) * blocks_per_row;
-        ColumnsRow {
-            qs: &self.qs[blocks.start * BLOCK..blocks.end * BLOCK],
-            d: &self.d[blocks.clone()],
-            s: &self.s[blocks],
-        }
-    }
-}
-
-/// Dot products of one weight row with `R` activation rows, two blocks at a time.
-fn dot_vnni<const R: usize>(weights: &[WeightBlock], rows: [ColumnsRow<'_>; R]) -> [f32; R] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: only chosen where the tier's features include AVX-512 VNNI.
-        unsafe { dot_vnni_x86(weights, rows) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (weights, rows);
-        unreachable!("VNNI is only detected on x86_64")
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn dot_vnni_x86<const R: usize>(weights: &[WeightBlock], rows: [ColumnsRow<'_>; R]) -> [f32; R] {
-    use std::arch::x86_64::*;
-
-    for row in &rows {
-        assert!(row.qs.len() == weights.len() * BLOCK && row.d.len() == weights.len() && row.s.len() == weights.len());
-    }
-    let low_nibbles = _mm256_set1_epi8(0x0F);
-    // Lanes 0..8 of a product hold block 2p, lanes 8..16 block 2p + 1: this spreads a pair of
-    // per-block floats over them.
-    let pair_lanes = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    let mut acc = [_mm512_setzero_ps(); R];
-    let mut minimum_terms = [_mm_setzero_ps(); R];
-    let pairs = weights.len() / 2;
-    for p in 0..pairs {
-        let (w0, w1) = (&weights[2 * p], &weights[2 * p + 1]);
-        // SAFETY (loads below): 16-byte nibble arrays and in-bounds activation slices
-        // (asserted above), unaligned loads.
-        let packed =
-            unsafe { _mm256_set_m128i(_mm_loadu_si128(w1.qs.as_ptr().cast()), _mm_loadu_si128(w0.qs.as_ptr().cast())) };
-        let low = _mm256_and_si256(packed, low_nibbles);
-        let high = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low_nibbles);
-        // [w0 low, w1 low, w0 high, w1 high] → [w0 low, w0 high, w1 low, w1 high]: weights
-        // 0..32 of block 2p, then of block 2p + 1.
-        let quants = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high);
-        let quants = _mm512_shuffle_i64x2::<0b11_01_10_00>(quants, quants);
-        let weight_scales = _mm512_permutexvar_ps(
-            pair_lanes,
-            _mm512_castps128_ps512(_mm_setr_ps(w0.d.to_f32(), w1.d.to_f32(), 0.0, 0.0)),
-        );
-        let weight_minimums = _mm_setr_ps(w0.m.to_f32(), w1.m.to_f32(), 0.0, 0.0);
-        for r in 0..R {
-            let row = rows[r];
-            let x = unsafe { _mm512_loadu_si512(row.qs.as_ptr().add(2 * p * BLOCK).cast()) };
-            let products = _mm512_dpbusd_epi32(_mm512_setzero_si512(), quants, x);
-            let activation_scales = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(row.d.as_ptr().add(2 * p).cast())) };
-            let scales = _mm512_mul_ps(
-                weight_scales,
-                _mm512_permutexvar_ps(pair_lanes, _mm512_castps128_ps512(activation_scales)),
-            );
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(products), scales, acc[r]);
-            let activation_sums = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(row.s.as_ptr().add(2 * p).cast())) };
-            minimum_terms[r] = _mm_fmadd_ps(weight_minimums, activation_sums, minimum_terms[r]);
-        }
-    }
-    let mut sums = [0f32; R];
-    for r in 0..R {
-        let mut tail = 0f32;
-        if weights.len() % 2 == 1 {
-            // The odd last block, one at a time.
-            let i = weights.len() - 1;
-            let (w, row) = (&weights[i], rows[r]);
-            let integer: i32 = (0..BLOCK / 2)
-                .map(|j| {
-                    (w.qs[j] & 0x0F) as i32 * row.qs[i * BLOCK + j] as i32
-                        + (w.qs[j] >> 4) as i32 * row.qs[i * BLOCK + j + BLOCK / 2] as i32
-                })
-                .sum();
-            tail = w.d.to_f32() * row.d[i] * integer as f32 + w.m.to_f32() * row.s[i];
-        }
-        let pair = minimum_terms[r];
-        sums[r] = _mm512_reduce_add_ps(acc[r]) + _mm_cvtss_f32(pair) + _mm_cvtss_f32(_mm_movehdup_ps(pair)) + tail;
-    }
-    sums
-}
-
 /// Dot products of one weight row with `R` activation rows, one block at a time.
 fn dot<const R: usize>(
     features: CpuFeatures,
@@ -295,6 +168,9 @@ fn dot<const R: usize>(
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: each kernel only where the tier's features include its instructions.
+        if features.avx512_vnni {
+            return unsafe { dot_avx512_vnni(weights, activations) };
+        }
         if features.avx_vnni {
             return unsafe { dot_avx_vnni(weights, activations) };
         }
@@ -343,12 +219,15 @@ macro_rules! dot_256 {
                 assert_eq!(row.len(), weights.len());
             }
             let low_nibbles = _mm_set1_epi8(0x0F);
-            // Several tokens are independent chains already; one token needs its own.
+            // Several tokens are independent chains already; one token needs its own. Blocks
+            // go `chains` at a time with the chain as a constant-bounded inner loop, so the
+            // compiler unrolls it and every accumulator stays in a register (indexed by
+            // `i % chains`, they lived on the stack and each block waited on a store).
             let chains = if R == 1 { CHAINS } else { 1 };
             let mut acc = [[_mm256_setzero_ps(); CHAINS]; R];
             let mut minimum_terms = [[0f32; CHAINS]; R];
-            for (i, w) in weights.iter().enumerate() {
-                let chain = i % chains;
+            let mut block = |i: usize, chain: usize| {
+                let w = &weights[i];
                 // SAFETY: `qs` is 16 bytes; unaligned loads.
                 let packed = unsafe { _mm_loadu_si128(w.qs.as_ptr().cast()) };
                 let low = _mm_and_si128(packed, low_nibbles);
@@ -364,6 +243,15 @@ macro_rules! dot_256 {
                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), _mm256_set1_ps(d * a.d), acc[r][chain]);
                     minimum_terms[r][chain] += m * a.s;
                 }
+            };
+            let whole = weights.len() / chains * chains;
+            for base in (0..whole).step_by(chains) {
+                for chain in 0..chains {
+                    block(base + chain, chain);
+                }
+            }
+            for i in whole..weights.len() {
+                block(i, 0);
             }
             let mut sums = [0f32; R];
             for r in 0..R {
@@ -387,7 +275,16 @@ dot_256!(
 );
 
 dot_256!(
-    /// AVX-VNNI: `vpdpbusd` sums four u8 × i8 products straight to i32.
+    /// AVX-512 VNNI on 256-bit registers: `vpdpbusd` sums four u8 × i8 products straight to
+    /// i32. (A 512-bit kernel taking two blocks per register measured slower for a decode step
+    /// than this one, and for a prefill too.)
+    dot_avx512_vnni,
+    "avx2,fma,avx512f,avx512vl,avx512vnni",
+    |unpacked, quants| _mm256_dpbusd_epi32(_mm256_setzero_si256(), unpacked, quants)
+);
+
+dot_256!(
+    /// AVX-VNNI (the VEX form, on CPUs without AVX-512): the same instruction.
     dot_avx_vnni,
     "avx2,fma,avxvnni",
     |unpacked, quants| _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), unpacked, quants)
@@ -446,29 +343,15 @@ mod tests {
             let weights = &ours.blocks[row * 8..(row + 1) * 8];
             let portable = dot_portable(weights, rows);
             let features = CpuFeatures::detected();
-            // Each tier, and AVX-512 without AVX-VNNI (the 256-bit kernels of Ice Lake and Zen 4).
-            let variants = Tier::supported().map(Tier::features).chain([CpuFeatures { avx_vnni: false, ..features }]);
+            // Each tier, and the VEX AVX-VNNI kernel where the CPU also has AVX-512 VNNI (which
+            // the avx512 tier prefers), and one row at a time (a decode step's kernel).
+            let variants =
+                Tier::supported().map(Tier::features).chain([CpuFeatures { avx512_vnni: false, ..features }]);
             for variant in variants {
-                for (a, b) in dot(variant, weights, rows).iter().zip(portable) {
+                let one = dot(variant, weights, [rows[0]]);
+                for (a, b) in dot(variant, weights, rows).iter().chain(&one).zip(portable.iter().chain(&portable[..1]))
+                {
                     assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{variant:?}: {a} vs {b}");
-                }
-            }
-            if features.avx512_vnni {
-                let columns = ActivationColumns::new(&activations);
-                // Odd block counts take the scalar tail.
-                for blocks in [8, 7] {
-                    let w = &weights[..blocks];
-                    let vnni = dot_vnni(
-                        w,
-                        [0, 1, 2].map(|t| {
-                            let row = columns.row(t, 8);
-                            ColumnsRow { qs: &row.qs[..blocks * BLOCK], d: &row.d[..blocks], s: &row.s[..blocks] }
-                        }),
-                    );
-                    let portable = dot_portable(w, rows.map(|r| &r[..blocks]));
-                    for (a, b) in vnni.iter().zip(portable) {
-                        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "VNNI {a} vs {b}");
-                    }
                 }
             }
         }
