@@ -18,8 +18,9 @@ use std::sync::Arc;
 use bidder_kernels::{CpuMatrix, Tier, cpu_matrix_view};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, IndexOp, Module, Result, Storage, Tensor};
 
+use super::attention::{self, Heads};
 use crate::config::LoadOptions;
 
 /// Whether this forward pass runs a GGUF of `architecture` (llama-family files with mixture of
@@ -272,6 +273,26 @@ impl KvCache {
         Ok((keys.narrow(2, 0, self.len)?, values.narrow(2, 0, self.len)?))
     }
 
+    /// A decode step's attention (see [`attention::decode_step`]) over what the cache holds,
+    /// read in place from its CPU buffers.
+    fn decode_attention(&self, shape: Heads, queries: &[f32]) -> Result<Vec<f32>> {
+        let (Some(keys), Some(values)) = (&self.keys, &self.values) else {
+            candle_core::bail!("attention over an empty KV cache");
+        };
+        let capacity = keys.dims()[2];
+        let (key_storage, key_layout) = keys.storage_and_layout();
+        let (value_storage, value_layout) = values.storage_and_layout();
+        match (&*key_storage, &*value_storage) {
+            (Storage::Cpu(CpuStorage::F32(k)), Storage::Cpu(CpuStorage::F32(v)))
+                if key_layout.is_contiguous() && value_layout.is_contiguous() =>
+            {
+                let (k, v) = (&k[key_layout.start_offset()..], &v[value_layout.start_offset()..]);
+                Ok(attention::decode_step(shape, queries, k, v, capacity, self.len))
+            }
+            _ => candle_core::bail!("the KV cache is not contiguous f32 CPU memory"),
+        }
+    }
+
     fn grow(old: Option<Tensor>, like: &Tensor, keep: usize, capacity: usize) -> Result<Tensor> {
         let (batch, heads, _, head_dim) = like.dims4()?;
         let buffer = Tensor::zeros((batch, heads, capacity, head_dim), like.dtype(), like.device())?;
@@ -464,6 +485,11 @@ impl Decoder {
         let k = self.rope.apply(&by_head(k, kv_heads)?, position)?;
         let v = by_head(v, kv_heads)?;
         let (k, v) = layer.cache.append(&k, &v)?;
+        if seq == 1 && self.device.is_cpu() {
+            let queries = q.flatten_all()?.to_vec1::<f32>()?;
+            let attended = layer.cache.decode_attention(Heads { heads, kv_heads, head_dim }, &queries)?;
+            return layer.output.forward(&Tensor::from_vec(attended, (1, 1, heads * head_dim), &self.device)?);
+        }
         let context = k.dim(2)?;
 
         // Query heads h = g * group + r share key/value head g, so the queries regroup as

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod architecture;
+mod attention;
 pub mod bench;
 pub mod chat_template;
 mod decoder;
