@@ -14,6 +14,7 @@
 //! This lives in its own crate so it is compiled optimised even in the test profile, where the
 //! `bidder` crate itself stays at opt-level 0 for fast rebuilds.
 
+pub mod attention;
 mod block32;
 mod ggml;
 mod k_quants;

@@ -15,12 +15,12 @@
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
+use bidder_kernels::attention::{self, Heads};
 use bidder_kernels::{CpuMatrix, Tier, cpu_matrix_view};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{CpuStorage, DType, Device, IndexOp, Module, Result, Storage, Tensor};
 
-use super::attention::{self, Heads};
 use crate::config::LoadOptions;
 
 /// Whether this forward pass runs a GGUF of `architecture` (llama-family files with mixture of

@@ -8,7 +8,6 @@
 
 pub mod admission;
 pub mod architecture;
-mod attention;
 pub mod bench;
 pub mod chat_template;
 mod decoder;

@@ -5,16 +5,17 @@
 //! packing operands and on per-op overhead than on arithmetic: at 1024 tokens of context it
 //! was a third of a SmolLM2 decode step. Here each key/value head is one task: its keys are
 //! read once for all the query heads that share it (grouped-query attention), then its values
-//! once, from the cache's own memory.
+//! once, from the cache's own memory. (It lives in this crate so that it is optimised in the
+//! test profile too.)
 
 use rayon::prelude::*;
 
 /// The attention shape of a model.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Heads {
-    pub(super) heads: usize,
-    pub(super) kv_heads: usize,
-    pub(super) head_dim: usize,
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
 }
 
 /// Attention of one token's queries over the first `len` positions of the cache.
@@ -22,7 +23,7 @@ pub(super) struct Heads {
 /// `queries` is `[heads, head_dim]` (rotary embedding applied); `keys` and `values` are the
 /// cache's buffers, `[kv_heads, capacity, head_dim]`; query head `g * group + r` uses key/value
 /// head `g`. Returns `[heads, head_dim]`, the layout the output projection takes.
-pub(super) fn decode_step(
+pub fn decode_step(
     shape: Heads,
     queries: &[f32],
     keys: &[f32],
