@@ -25,6 +25,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
 use crate::ShapeError;
+#[cfg(target_arch = "x86_64")]
+use crate::ggml::sum_lanes;
 use crate::ggml::{
     Blocks, CpuMatrix, ROW_GROUP, SharedOutput, TokenDots, check_block_bytes, check_row, check_shapes, dot_every_token,
     run_in_parallel,
@@ -513,22 +515,6 @@ unsafe fn tile_body<B: Block32, const R: usize, const W: usize, const VNNI: bool
             }
         }
         std::array::from_fn(|i| std::array::from_fn(|r| sum_lanes(acc[i][r])))
-    }
-}
-
-/// The sum of a register's eight floats.
-///
-/// # Safety
-/// Only where the CPU has AVX.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn sum_lanes(v: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
-    // SAFETY: the caller has AVX.
-    unsafe {
-        let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
-        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)))
     }
 }
 

@@ -340,6 +340,22 @@ impl SharedOutput {
     }
 }
 
+/// The sum of a register's eight floats.
+///
+/// # Safety
+/// Only where the CPU has AVX.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn sum_lanes(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller has AVX.
+    unsafe {
+        let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::{QMatMul, QTensor};

@@ -6,17 +6,9 @@
 //! a register of the two 16-weight scales that half covers sums them to i32. Each block is
 //! unpacked once for all `R` activation rows.
 
-use crate::k_quants::{ActivationBlock, BlockQ4K, BlockQ6K};
-
-/// The sum of a register's eight floats.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn sum_lanes(v: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
-    let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
-    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)))
-}
+use crate::ggml::sum_lanes;
+use crate::k_quants::{ActivationBlock, BlockQ4K, BlockQ6K};
 
 /// # Safety
 /// Only where the CPU has AVX2 and FMA.
@@ -66,7 +58,8 @@ pub(crate) unsafe fn dot_q4k<const R: usize>(weights: &[BlockQ4K], activations: 
             minimums[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(weighted), _mm256_set1_ps(-dmin * a.d), minimums[r]);
         }
     }
-    std::array::from_fn(|r| sum_lanes(_mm256_add_ps(acc[r], minimums[r])))
+    // SAFETY: AVX2 is enabled for this function.
+    std::array::from_fn(|r| unsafe { sum_lanes(_mm256_add_ps(acc[r], minimums[r])) })
 }
 
 /// # Safety
@@ -132,7 +125,8 @@ pub(crate) unsafe fn dot_q6k<const R: usize>(weights: &[BlockQ6K], activations: 
             offsets[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(scaled_sums), _mm256_set1_ps(-32.0 * d * a.d), offsets[r]);
         }
     }
-    std::array::from_fn(|r| sum_lanes(_mm256_add_ps(acc[r], offsets[r])))
+    // SAFETY: AVX2 is enabled for this function.
+    std::array::from_fn(|r| unsafe { sum_lanes(_mm256_add_ps(acc[r], offsets[r])) })
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -257,10 +257,8 @@ macro_rules! dot_256 {
             for r in 0..R {
                 let [a, b, c, e] = acc[r];
                 let total = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, e));
-                let halves = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps::<1>(total));
-                let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
-                let single = _mm_add_ss(pairs, _mm_movehdup_ps(pairs));
-                sums[r] = _mm_cvtss_f32(single) + minimum_terms[r].iter().sum::<f32>();
+                // SAFETY: AVX is enabled for this function.
+                sums[r] = unsafe { crate::ggml::sum_lanes(total) } + minimum_terms[r].iter().sum::<f32>();
             }
             sums
         }
