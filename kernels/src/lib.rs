@@ -20,6 +20,7 @@ mod ggml;
 mod k_quants;
 mod k_quants_avx2;
 mod q4_1;
+mod rows16;
 mod tier;
 
 pub use ggml::{CpuMatrix, GgmlMatrix, cpu_matrix, cpu_matrix_view};
