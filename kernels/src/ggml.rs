@@ -72,7 +72,8 @@ pub fn cpu_matrix(
 }
 
 /// Like [`cpu_matrix`], but viewing `tensor`'s storage instead of copying it where the block
-/// type allows (every type but Q4_1, whose kernel keeps its own copy).
+/// type allows (every type but Q4_1, whose kernel keeps its own copy, and the Q4_0/Q4_1/Q5_0
+/// matrices regrouped sixteen rows side by side, which replace candle's).
 pub fn cpu_matrix_view(tensor: &Arc<QTensor>, tier: Tier) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
     fn viewed<T: GgmlType + 'static>(tensor: &Arc<QTensor>) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
         Ok(Some(Box::new(GgmlMatrix::<T>::view(tensor.clone())?)))

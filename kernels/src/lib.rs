@@ -2,14 +2,15 @@
 //! chosen at run time ([`Tier`]; `BIDDER_CPU_FEATURES` forces a lower one).
 //!
 //! candle 0.11 multiplies Q4_1 and Q5_0 with plain Rust loops and the other types one token at a
-//! time: on SmolLM2-135M Q4_1 that loop is more than half of every decode step. Here Q4_0, Q5_0
-//! and Q8_0 ([`block32`]), Q4_K and Q6_K ([`k_quants`]) and Q4_1 ([`Q4_1Matrix`]) have kernels
-//! of their own. All keep the weights in ggml's own blocks (a view of candle's storage where
-//! it can be, so no second copy in memory) and multiply them against activations quantised to
-//! 8 bits, like ggml's dot products. Rows of the weight matrix are shared out over rayon's pool
-//! (the one candle's float ops use), and each weight block is unpacked once for up to four
-//! activation rows, so a prefill reads the weights once per four tokens instead of once per
-//! token.
+//! time: on SmolLM2-135M Q4_1 that loop is more than half of every decode step. Here Q4_0, Q4_1
+//! and Q5_0 with a multiple of 16 rows are regrouped sixteen rows side by side ([`rows16`]), and
+//! Q8_0 and other row counts ([`block32`], [`Q4_1Matrix`]), Q4_K and Q6_K ([`k_quants`]) have
+//! kernels of their own on ggml's blocks, viewed in candle's storage where they can be (no second
+//! copy; the regrouped ones replace the original). All multiply against activations quantised
+//! to 8 bits, like ggml's dot products; rows of the weight matrix are shared out over rayon's
+//! pool (the one candle's float ops use), and each unpacked weight block serves several
+//! activation rows, so a prefill reads the weights once per pass of several tokens instead of
+//! once per token.
 //!
 //! This lives in its own crate so it is compiled optimised even in the test profile, where the
 //! `bidder` crate itself stays at opt-level 0 for fast rebuilds.
