@@ -244,12 +244,12 @@ impl Rows16Matrix {
         let mut sums = [[0f32; GROUP]; T];
         for b in 0..self.blocks() {
             let at = group * self.blocks() + b;
-            for lane in 0..GROUP {
-                let (d, m) = self.scale_and_minimum(at, lane);
-                for (t, row) in activations.iter().enumerate() {
-                    let a = &row[b];
+            for (row, token_sums) in activations.iter().zip(sums.iter_mut()) {
+                let a = &row[b];
+                for (lane, sum) in token_sums.iter_mut().enumerate() {
+                    let (d, m) = self.scale_and_minimum(at, lane);
                     let integer: i32 = (0..BLOCK).map(|i| self.quant(at, lane, i) as i32 * a.qs[i] as i32).sum();
-                    sums[t][lane] += d * a.d * integer as f32 + m * a.s;
+                    *sum += d * a.d * integer as f32 + m * a.s;
                 }
             }
         }
