@@ -47,6 +47,12 @@ pub(super) fn judge(languages: &Languages, sentence: &str, facts: &[Fact], text:
     if let Some(copied) = languages.copied_example(sentence, &answer_words) {
         failures.push(format!("it copies the example \"{copied}\""));
     }
+    // tidy() ends a candidate as its source ends, so a question the model made of a statement
+    // shows only in what remains: an opening `¿` or a `?` inside.
+    let is_question = |t: &str| t.contains(['?', '¿', '？']);
+    if is_question(text) && !is_question(sentence) {
+        failures.push("it asks a question the source does not".to_string());
+    }
     let invented = missing_numbers(text, sentence);
     if !invented.is_empty() {
         failures.push(format!("it adds the number {} the source lacks", invented.join(", ")));
@@ -174,6 +180,10 @@ mod tests {
         failed("La oficina abre a las 5 el viernes 3 de marzo para todos.", "copies the example");
         failed("La tienda 5 cerrará el 3 de marzo de 2026 por remodelación.", "adds the number 2026");
         failed("La tienda 5 3.", "has 2 words for 13");
+        failed("¿Puede la tienda de la 5.ª Avenida cerrar el lunes 3 de marzo?.", "asks a question");
+        let greeting = |text: &str| judge(&spanish(), "Dear customers,", &[], text).failures;
+        assert!(greeting("¿Puedo decirle tu comida,").iter().any(|f| f.contains("asks a question")));
+        assert!(greeting("Estimados clientes,").is_empty());
         let english = failed(store, "copies the source unchanged");
         assert!(english.failures.iter().any(|f| f.contains("does not read as Spanish")));
         assert!(good.score > dropped.score && dropped.score > english.score);
