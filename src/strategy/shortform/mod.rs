@@ -208,7 +208,10 @@ async fn write_piece(
     let mut paragraph = String::new();
     // Paragraphs until the length is reached: a round that comes back short (or cut by the
     // filters) is followed by another while time allows, so the length converges on any CPU's
-    // samples rather than on one machine's.
+    // samples rather than on one machine's. Each round is held to the ceiling at a sentence's
+    // end before the next is judged: a long last sentence cut away can leave the paragraph
+    // short, and then another round fills it.
+    let most_words = (paragraph_words as f64 * 1.08) as usize;
     for _ in 0..PIECE_PARAGRAPH_ROUNDS {
         let have = clean::word_count(&paragraph);
         if have * 10 >= paragraph_words * 9 || !writer.has_time() {
@@ -235,8 +238,8 @@ async fn write_piece(
             paragraph.push_str("\n\n");
         }
         paragraph.push_str(&prose::fix_names(&more, &req.names));
+        paragraph = compose::trim_to_words(&paragraph, most_words);
     }
-    let paragraph = compose::trim_to_words(&paragraph, (paragraph_words as f64 * 1.08) as usize);
     let mut text = String::new();
     text.push_str(&format!("# {}\n\n", headline.clone().unwrap_or_else(|| title(brief))));
     text.push_str(&paragraph);
@@ -308,6 +311,43 @@ mod tests {
         let specs = list_specs(&brief, &req);
         assert_eq!((specs[0].kind.as_str(), specs[0].count, specs[0].max_chars), ("slogan", 8, Some(60)));
         assert_eq!(stated_count("Give me five slogans please", "slogan"), Some(5));
+    }
+
+    /// A round whose last sentence is too long for the ceiling loses that sentence; the
+    /// paragraph it leaves is short of the length, so another round fills it.
+    #[tokio::test]
+    async fn a_paragraph_cut_back_short_of_the_length_gets_another_round() {
+        use crate::engine::Capability;
+        use crate::engine::fake::ScriptedGenerator;
+        use std::time::{Duration, Instant};
+        let (brief, _) = fixture("product-description-bottle");
+        let plan = crate::strategy::plan(&brief, &crate::strategy::StrategyConfig::default());
+        assert_eq!(plan.target_words, 150);
+        let ten_words = [
+            "The bottle keeps your water cold on every long trail.",
+            "Commuters love how easily it slides into the car holder.",
+            "Its steel body shrugs off bumps, drops and daily wear.",
+            "A sealed lid means your bag stays dry all day.",
+            "Fill it with coffee at dawn and sip it hot.",
+            "The slim shape fits a hand, a pack or a desk.",
+            "Cleaning takes no effort because it goes in the dishwasher.",
+            "Pick the colour that matches your gear and your mood.",
+            "Hikers reach the summit with a drink that is still cold.",
+            "Every detail is made for people who are always moving.",
+        ];
+        let long_sentence = "Whether you are crossing a windy ridge at first light, waiting for a delayed train in a \
+                             crowded station, sitting through one more long meeting, or driving home late through \
+                             the rain, this bottle stays beside you and keeps its promise.";
+        let first = format!("{} {long_sentence}", ten_words.join(" "));
+        let second = ten_words[..3].join(" ");
+        let fake =
+            ScriptedGenerator::new(Capability::Basic, ["1. Alpine 750 Goes Where You Go".to_string(), first, second]);
+        let mut writer = Writer::new(&fake, Instant::now() + Duration::from_secs(60), 1);
+        let draft = write_piece(&brief, &plan, "the Alpine 750 water bottle", &mut writer).await.unwrap();
+        let words = clean::word_count(&draft.text);
+        assert!((128..=172).contains(&words), "{words} words for 150:\n{}", draft.text);
+        assert_eq!(fake.prompts().len(), 3, "a second paragraph was asked for");
+        assert!(fake.prompts()[2].contains("Write one more paragraph"), "{}", fake.prompts()[2]);
     }
 
     #[test]
