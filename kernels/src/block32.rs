@@ -26,6 +26,8 @@ use half::f16;
 
 use crate::ShapeError;
 #[cfg(target_arch = "x86_64")]
+use crate::ggml::prefetch_ahead;
+#[cfg(target_arch = "x86_64")]
 use crate::ggml::sum_lanes;
 use crate::ggml::{
     Blocks, CpuMatrix, ROW_GROUP, SharedOutput, TokenDots, check_block_bytes, check_row, check_shapes, dot_every_token,
@@ -378,6 +380,7 @@ unsafe fn dot_one_body<B: Block32, const VNNI: bool>(weights: &[B], activations:
         };
         let (whole, rest) = (weights.len() / CHAINS * CHAINS, weights.len() % CHAINS);
         for (w, a) in weights[..whole].chunks_exact(CHAINS).zip(activations[..whole].chunks_exact(CHAINS)) {
+            prefetch_ahead(w);
             for chain in 0..CHAINS {
                 block(chain, &w[chain], &a[chain], &mut acc);
             }

@@ -352,6 +352,34 @@ impl SharedOutput {
     }
 }
 
+/// How far ahead of the block being multiplied a decode loop asks for weights: 1 KiB, about
+/// seven Q4_K blocks.
+///
+/// A one-token pass is bound by reading the weights once, as a stream. The hardware
+/// prefetchers alone left the loads waiting on memory (perf put half of Q4_K's decode time on
+/// the instructions just after its weight loads) and do not cross a 4 KiB page, which is what
+/// the weights live in; a software prefetch this far ahead took Qwen2.5-1.5B's decode from 12
+/// to 19 tokens/s on a 2-core Xeon with AVX-512 (2 KiB measured no better).
+const PREFETCH_BYTES: usize = 1024;
+
+/// Ask for the cache lines `PREFETCH_BYTES` after those of `blocks`, the weights a decode loop
+/// is about to multiply (a hint: it never faults, also past the end of the matrix).
+///
+/// # Safety
+/// Only where the CPU has SSE (every x86-64 CPU).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn prefetch_ahead<T>(blocks: &[T]) {
+    use std::arch::x86_64::*;
+    let ahead = blocks.as_ptr().cast::<i8>().wrapping_add(PREFETCH_BYTES);
+    let mut line = 0;
+    while line < size_of_val(blocks) {
+        // SAFETY: a prefetch reads nothing the program sees and never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line)) };
+        line += 64;
+    }
+}
+
 /// The sum of a register's eight floats.
 ///
 /// # Safety

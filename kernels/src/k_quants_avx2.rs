@@ -24,6 +24,8 @@ pub(crate) unsafe fn dot_q4k<const R: usize>(weights: &[BlockQ4K], activations: 
     let mut acc = [_mm256_setzero_ps(); R];
     let mut minimums = [_mm256_setzero_ps(); R];
     for (b, w) in weights.iter().enumerate() {
+        // SAFETY: a hint, on the CPU this kernel is built for.
+        unsafe { crate::ggml::prefetch_ahead(std::slice::from_ref(w)) };
         let (scales, mins) = w.scales_and_mins();
         let scales = scales.to_le_bytes();
         let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
@@ -77,6 +79,8 @@ pub(crate) unsafe fn dot_q6k<const R: usize>(weights: &[BlockQ6K], activations: 
     let mut acc = [_mm256_setzero_ps(); R];
     let mut offsets = [_mm256_setzero_ps(); R];
     for (b, w) in weights.iter().enumerate() {
+        // SAFETY: a hint, on the CPU this kernel is built for.
+        unsafe { crate::ggml::prefetch_ahead(std::slice::from_ref(w)) };
         // SAFETY (all loads below): fixed-size arrays of the sizes loaded, unaligned loads;
         // `b` is in bounds of every activation row (asserted above).
         let scales = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(w.scales.as_ptr().cast())) };

@@ -29,6 +29,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
 use crate::ShapeError;
+#[cfg(target_arch = "x86_64")]
+use crate::ggml::prefetch_ahead;
 use crate::ggml::{CpuMatrix, SharedOutput, check_block_bytes, check_row, check_shapes, run_in_parallel};
 use crate::q4_1::{ActivationBlock, quantize_activations};
 use crate::tier::{CpuFeatures, Tier};
@@ -332,6 +334,27 @@ fn quadruple(a: &ActivationBlock, k: usize) -> i32 {
     i32::from_le_bytes([a.qs[4 * k] as u8, a.qs[4 * k + 1] as u8, a.qs[4 * k + 2] as u8, a.qs[4 * k + 3] as u8])
 }
 
+/// Prefetch what block `at` of a group is followed by in each of the matrix's arrays (a decode
+/// pass reads them as streams; see [`prefetch_ahead`]).
+///
+/// # Safety
+/// `at` must be a block of the matrix.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn prefetch_group_block(matrix: &Rows16Matrix, at: usize) {
+    // SAFETY: `at` is in bounds of every array the matrix has (the caller's promise).
+    unsafe {
+        prefetch_ahead(matrix.nibbles.get_unchecked(at * 4..at * 4 + 4));
+        prefetch_ahead(matrix.scales.get_unchecked(at..at + 1));
+        if !matrix.fifth_bits.is_empty() {
+            prefetch_ahead(matrix.fifth_bits.get_unchecked(at..at + 1));
+        }
+        if !matrix.minimums.is_empty() {
+            prefetch_ahead(matrix.minimums.get_unchecked(at..at + 1));
+        }
+    }
+}
+
 /// Sixteen rows × `T` tokens with AVX-512 VNNI: per block the eight weight quadruples of all
 /// sixteen rows are unpacked once into eight registers; per token, eight `vpdpbusd` (four
 /// activation bytes broadcast) give the sixteen integer sums, and a conversion and three
@@ -360,6 +383,7 @@ unsafe fn tile_vnni<const FIFTH: bool, const MIN: bool, const T: usize>(
         // SAFETY: `at < (group + 1) * blocks`, inside every array (asserted above, and the
         // arrays have one entry per block, four lines for the nibbles); 64-byte aligned lines.
         unsafe {
+            prefetch_group_block(matrix, at);
             let mut w = [_mm512_setzero_si512(); 8];
             for c in 0..4 {
                 let line = _mm512_load_si512(matrix.nibbles.get_unchecked(at * 4 + c).0.as_ptr().cast());
@@ -438,6 +462,7 @@ unsafe fn tile_avx2<const FIFTH: bool, const MIN: bool, const T: usize>(
             let at = group * blocks + b;
             // SAFETY: as in `tile_vnni`; each half is the line's bytes 32 · half onwards.
             unsafe {
+                prefetch_group_block(matrix, at);
                 let mut w = [_mm256_setzero_si256(); 8];
                 for c in 0..4 {
                     let line = matrix.nibbles.get_unchecked(at * 4 + c).0.as_ptr().add(32 * half);
