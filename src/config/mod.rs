@@ -502,9 +502,13 @@ pub enum DeviceChoice {
     Cuda(usize),
 }
 
-/// A kernel tier by name, refused if this CPU cannot run it.
+/// A kernel tier by name, refused if this CPU cannot run it. An empty value (`BIDDER_CPU_FEATURES=`
+/// in a script that clears it) sets no ceiling: the best tier this CPU runs, as when unset.
 fn parse_cpu_tier(raw: &str) -> Result<bidder_kernels::Tier, String> {
-    bidder_kernels::Tier::parse(raw).map_err(|e| e.to_string())
+    match raw.trim().is_empty() {
+        true => Ok(bidder_kernels::Tier::best()),
+        false => bidder_kernels::Tier::parse(raw).map_err(|e| e.to_string()),
+    }
 }
 
 fn parse_device(raw: &str) -> Result<DeviceChoice, String> {
@@ -846,6 +850,14 @@ mod tests {
         assert!(parse(&["--listen", "0.0.0.0:8080", "--insecure-no-auth"]).is_ok());
         assert!(parse(&["--listen", "0.0.0.0:8080", "--api-key", "ait_x"]).is_ok());
         assert!(parse(&["--listen", "127.0.0.1:0"]).is_ok());
+    }
+
+    #[test]
+    fn an_empty_cpu_tier_is_no_ceiling_and_a_wrong_one_an_error() {
+        assert_eq!(parse_cpu_tier(""), Ok(bidder_kernels::Tier::best()));
+        assert_eq!(parse_cpu_tier(" "), Ok(bidder_kernels::Tier::best()));
+        assert_eq!(parse_cpu_tier("generic"), Ok(bidder_kernels::Tier::Generic));
+        assert!(parse_cpu_tier("sse").unwrap_err().contains("generic, avx2 or avx512"));
     }
 
     #[test]
