@@ -14,6 +14,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
 
 use crate::block32::{self, Block32, Block32Matrix};
+use crate::k_rows16::{self, KRows16Matrix};
 use crate::rows16::Rows16Matrix;
 use crate::tier::Tier;
 use crate::{Q4_1Matrix, ShapeError};
@@ -57,6 +58,11 @@ pub fn cpu_matrix(
         GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 if Rows16Matrix::fits(dtype, rows) => {
             Ok(Some(Box::new(Rows16Matrix::from_ggml_bytes(dtype, bytes, rows, cols, tier)?)))
         }
+        GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K
+            if k_rows16::preferred(dtype, tier) && KRows16Matrix::fits(dtype, rows) =>
+        {
+            Ok(Some(Box::new(KRows16Matrix::from_ggml_bytes(dtype, bytes, rows, cols, tier)?)))
+        }
         GgmlDType::Q4_1 => Ok(Some(Box::new(Q4_1Matrix::from_ggml_bytes(bytes, rows, cols, tier)?))),
         GgmlDType::Q4_0 => block32::<block32::BlockQ4_0>(bytes, rows, cols, tier),
         GgmlDType::Q5_0 => block32::<block32::BlockQ5_0>(bytes, rows, cols, tier),
@@ -81,13 +87,19 @@ pub fn cpu_matrix_view(tensor: &Arc<QTensor>, tier: Tier) -> Result<Option<Box<d
     fn block32<B: Block32>(tensor: &Arc<QTensor>, tier: Tier) -> Result<Option<Box<dyn CpuMatrix>>, ShapeError> {
         Ok(Some(Box::new(Block32Matrix::<B>::view(tensor.clone(), tier)?)))
     }
+    let rows = tensor.shape().dims2().map_or(0, |(rows, _)| rows);
     match tensor.dtype() {
+        // K-quants sixteen rows side by side where candle's VNNI tiles do not win (a copy,
+        // after which candle's tensor is dropped).
+        dtype @ (GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K)
+            if k_rows16::preferred(dtype, tier) && KRows16Matrix::fits(dtype, rows) =>
+        {
+            Ok(Some(Box::new(KRows16Matrix::from_tensor(tensor, tier)?)))
+        }
         // Kernels of our own for the types of the K_M mixes, on AVX2 or AVX-512.
         GgmlDType::Q4K | GgmlDType::Q6K if crate::k_quants::available(tier) => crate::k_quants::view(tensor, tier),
         // Regrouped sixteen rows side by side: a copy, after which candle's tensor is dropped.
-        dtype @ (GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0)
-            if Rows16Matrix::fits(dtype, tensor.shape().dims2().map_or(0, |(rows, _)| rows)) =>
-        {
+        dtype @ (GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0) if Rows16Matrix::fits(dtype, rows) => {
             Ok(Some(Box::new(Rows16Matrix::from_tensor(tensor, tier)?)))
         }
         GgmlDType::Q4_0 => block32::<block32::BlockQ4_0>(tensor, tier),

@@ -29,7 +29,7 @@ use crate::tier::{CpuFeatures, Tier};
 const QK: usize = 256;
 /// Blocks of activations one thread quantises before sharing the rest out (a prefill chunk's
 /// inputs are worth splitting, a decode step's are not).
-const QUANTIZE_BLOCKS_PER_TASK: usize = 64;
+pub(crate) const QUANTIZE_BLOCKS_PER_TASK: usize = 64;
 
 /// ggml's `block_q6_k`, byte for byte (candle's `BlockQ6K` has the same layout).
 #[derive(Clone, Copy)]
@@ -256,7 +256,7 @@ fn q6_quant(block: &BlockQ6K, i: usize) -> u8 {
     low | high << 4
 }
 
-fn quantize(values: &[f32]) -> ActivationBlock {
+pub(crate) fn quantize(values: &[f32]) -> ActivationBlock {
     let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
     let d = amax / 127.0;
     let inverse = if d == 0.0 { 0.0 } else { 1.0 / d };

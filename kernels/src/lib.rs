@@ -3,9 +3,10 @@
 //!
 //! candle 0.11 multiplies Q4_1 and Q5_0 with plain Rust loops and the other types one token at a
 //! time: on SmolLM2-135M Q4_1 that loop is more than half of every decode step. Here Q4_0, Q4_1
-//! and Q5_0 with a multiple of 16 rows are regrouped sixteen rows side by side ([`rows16`]), and
-//! Q8_0 and other row counts ([`block32`], [`Q4_1Matrix`]), Q4_K and Q6_K ([`k_quants`]) have
-//! kernels of their own on ggml's blocks, viewed in candle's storage where they can be (no second
+//! and Q5_0 with a multiple of 16 rows are regrouped sixteen rows side by side ([`rows16`]), as
+//! are Q4_K, Q5_K and Q6_K below AVX-512 VNNI ([`k_rows16`]), and Q8_0 and other row counts
+//! ([`block32`], [`Q4_1Matrix`]), Q4_K and Q6_K at the AVX-512 tier ([`k_quants`]) have kernels
+//! of their own on ggml's blocks, viewed in candle's storage where they can be (no second
 //! copy; the regrouped ones replace the original). All multiply against activations quantised
 //! to 8 bits, like ggml's dot products; rows of the weight matrix are shared out over rayon's
 //! pool (the one candle's float ops use), and each unpacked weight block serves several
@@ -20,6 +21,7 @@ mod block32;
 mod ggml;
 mod k_quants;
 mod k_quants_avx2;
+mod k_rows16;
 mod q4_1;
 mod rows16;
 mod tier;

@@ -73,18 +73,17 @@ impl Weights {
 
 /// Whether candle 0.11 multiplies a `rows × cols` matrix of `dtype` with its repacked kernels
 /// on this CPU, using no instructions above `tier` (its own rules, in
-/// `quantized::repack_x86::{level, select}`): AVX-512 VNNI or AVX-VNNI tiles for Q4_K, Q6_K
-/// and Q8_0, AVX2 tiles for Q4_K and Q6_K. A forced lower tier gets candle's AVX2 tiles only
-/// when candle is held to them too (`MISTRALRS_FORCE_AVX2=1`, which `bidder` sets for it).
+/// `quantized::repack_x86::{level, select}`), and we leave its prefills to them: its AVX-512
+/// VNNI tiles (and AMX, where the CPU lends it) for Q4_K, Q6_K and Q8_0, which beat ours. Its
+/// AVX2 tiles do not: below AVX-512 VNNI our own sixteen-row K-quant kernels multiply faster
+/// and keep no second copy.
 fn candle_repacks(dtype: GgmlDType, rows: usize, cols: usize, tier: Tier) -> bool {
     let shape = rows.is_multiple_of(16) && cols.is_multiple_of(256);
     let k_quant = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K);
     shape
-        && match candle_x86_level() {
-            Some(CandleLevel::Vnni) => tier == Tier::Avx512 && (k_quant || dtype == GgmlDType::Q8_0),
-            Some(CandleLevel::Avx2) => tier >= Tier::Avx2 && k_quant,
-            None => false,
-        }
+        && tier.features().avx512_vnni
+        && candle_x86_level() == Some(CandleLevel::Vnni)
+        && (k_quant || dtype == GgmlDType::Q8_0)
 }
 
 /// The instructions candle's repacked x86 kernels use.
