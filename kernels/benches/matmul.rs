@@ -27,7 +27,7 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 fn matmuls(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
     group.sample_size(20);
-    for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+    for dtype in [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0] {
         for (rows, cols) in [(1536, 1536), (1536, 8960)] {
             let w = Tensor::from_vec(values(rows * cols, 1), (rows, cols), &Device::Cpu).unwrap();
             let q = QTensor::quantize(&w, dtype).unwrap();

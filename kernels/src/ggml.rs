@@ -59,7 +59,7 @@ pub fn cpu_matrix(
             Ok(Some(Box::new(Rows16Matrix::from_ggml_bytes(dtype, bytes, rows, cols, tier)?)))
         }
         GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K
-            if k_rows16::preferred(dtype, tier) && KRows16Matrix::fits(dtype, rows) =>
+            if k_rows16::available(tier) && KRows16Matrix::fits(dtype, rows) =>
         {
             Ok(Some(Box::new(KRows16Matrix::from_ggml_bytes(dtype, bytes, rows, cols, tier)?)))
         }
@@ -89,14 +89,13 @@ pub fn cpu_matrix_view(tensor: &Arc<QTensor>, tier: Tier) -> Result<Option<Box<d
     }
     let rows = tensor.shape().dims2().map_or(0, |(rows, _)| rows);
     match tensor.dtype() {
-        // K-quants sixteen rows side by side where candle's VNNI tiles do not win (a copy,
-        // after which candle's tensor is dropped).
+        // K-quants sixteen rows side by side (a copy, after which candle's tensor is dropped).
         dtype @ (GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K)
-            if k_rows16::preferred(dtype, tier) && KRows16Matrix::fits(dtype, rows) =>
+            if k_rows16::available(tier) && KRows16Matrix::fits(dtype, rows) =>
         {
             Ok(Some(Box::new(KRows16Matrix::from_tensor(tensor, tier)?)))
         }
-        // Kernels of our own for the types of the K_M mixes, on AVX2 or AVX-512.
+        // Row counts that are not a multiple of 16: kernels on ggml's blocks.
         GgmlDType::Q4K | GgmlDType::Q6K if crate::k_quants::available(tier) => crate::k_quants::view(tensor, tier),
         // Regrouped sixteen rows side by side: a copy, after which candle's tensor is dropped.
         dtype @ (GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0) if Rows16Matrix::fits(dtype, rows) => {

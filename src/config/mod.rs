@@ -241,9 +241,9 @@ pub struct ModelArgs {
     /// forward pass already uses every core.
     #[arg(long, env = "BIDDER_WORKERS", default_value_t = 1)]
     pub workers: usize,
-    /// CPU: leave out the repacked copy of Q4_K/Q6_K/Q8_0 weights that candle's fast prefill
-    /// kernels keep beside the original (about half the memory of a K-quant model, for a
-    /// prefill about 2× slower).
+    /// CPU with AVX-512 VNNI: leave out the repacked copy of Q8_0 weights that candle's
+    /// prefill kernels keep beside ours (a Q8_0 model in about half the memory, for a prefill
+    /// about 3× slower). Other types never keep a second copy.
     #[arg(long, env = "BIDDER_LEAN_MEMORY")]
     pub lean_memory: bool,
     /// CPU kernels to use: `avx512`, `avx2` or `generic` (default: the best this CPU runs). A
@@ -370,9 +370,9 @@ pub struct BenchModelArgs {
     /// Timed repetitions; the mean is reported.
     #[arg(long, default_value_t = 3)]
     pub repetitions: usize,
-    /// CPU: leave out the repacked copy of Q4_K/Q6_K/Q8_0 weights that candle's fast prefill
-    /// kernels keep beside the original (about half the memory of a K-quant model, for a
-    /// prefill about 2× slower).
+    /// CPU with AVX-512 VNNI: leave out the repacked copy of Q8_0 weights that candle's
+    /// prefill kernels keep beside ours (a Q8_0 model in about half the memory, for a prefill
+    /// about 3× slower). Other types never keep a second copy.
     #[arg(long, env = "BIDDER_LEAN_MEMORY")]
     pub lean_memory: bool,
     /// CPU kernels to use: `avx512`, `avx2` or `generic` (default: the best this CPU runs). A
@@ -489,7 +489,7 @@ pub struct EngineConfig {
 /// How a model's weights are held in memory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Skip the repacked prefill copy of K-quant weights on CPU (`--lean-memory`).
+    /// Skip candle's repacked prefill copy of Q8_0 weights on CPU (`--lean-memory`).
     pub lean_memory: bool,
     /// The CPU kernel tier; `None`: [`bidder_kernels::Tier::active`] (`--cpu-features`).
     pub tier: Option<bidder_kernels::Tier>,

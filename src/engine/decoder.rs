@@ -9,8 +9,8 @@
 //! the KV cache is preallocated and kept between requests, grouped-query
 //! attention multiplies each key/value head with its group of query heads at once, and on CPU
 //! quantised matmuls go through [`bidder_kernels`] (weights read once per prefill chunk rather
-//! than once per token, a SIMD kernel for Q4_1 where candle has a scalar loop) except prefill
-//! on the types candle has repacked AVX-512 kernels for.
+//! than once per token, a SIMD kernel for Q4_1 where candle has a scalar loop) except Q8_0
+//! prefill on AVX-512 VNNI, where candle's repacked tiles are faster.
 
 use std::io::{Read, Seek};
 use std::sync::Arc;
@@ -43,11 +43,10 @@ fn metadata_f32(content: &Content, key: &str) -> Option<f32> {
 
 /// A weight matrix and how it is multiplied on this device.
 enum Weights {
-    /// On CPU, every quantised type through [`bidder_kernels`], which keeps ggml's blocks as
-    /// they are and reads each weight once per forward pass. Where candle has repacked AVX-512
-    /// VNNI kernels for the type (Q4_K, Q6_K, Q8_0), multi-token passes (prefill) use those:
-    /// 2.4× faster than ours on Qwen2.5-1.5B, at the price of candle's repacked copy (6 bits a
-    /// weight for Q4_K) next to the original, unless `--lean-memory` says no.
+    /// On CPU, every quantised type through [`bidder_kernels`], which reads each weight once
+    /// per forward pass. For Q8_0 on AVX-512 VNNI, multi-token passes (prefill) use candle's
+    /// repacked tiles instead, about 3× faster than ours, at the price of candle's copy next to
+    /// ours, unless `--lean-memory` says no.
     Cpu { matrix: Arc<dyn CpuMatrix>, prefill: Option<QMatMul> },
     /// On GPU (and float weights on CPU): candle's quantized matmul.
     Candle(QMatMul),
@@ -74,16 +73,12 @@ impl Weights {
 /// Whether candle 0.11 multiplies a `rows × cols` matrix of `dtype` with its repacked kernels
 /// on this CPU, using no instructions above `tier` (its own rules, in
 /// `quantized::repack_x86::{level, select}`), and we leave its prefills to them: its AVX-512
-/// VNNI tiles (and AMX, where the CPU lends it) for Q4_K, Q6_K and Q8_0, which beat ours. Its
-/// AVX2 tiles do not: below AVX-512 VNNI our own sixteen-row K-quant kernels multiply faster
-/// and keep no second copy.
+/// VNNI tiles for Q8_0. Not for the K-quants: our sixteen-row kernels
+/// (`bidder_kernels::k_rows16`) multiply them at least as fast at every tier and keep no second
+/// copy.
 fn candle_repacks(dtype: GgmlDType, rows: usize, cols: usize, tier: Tier) -> bool {
     let shape = rows.is_multiple_of(16) && cols.is_multiple_of(256);
-    let k_quant = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K);
-    shape
-        && tier.features().avx512_vnni
-        && candle_x86_level() == Some(CandleLevel::Vnni)
-        && (k_quant || dtype == GgmlDType::Q8_0)
+    shape && dtype == GgmlDType::Q8_0 && tier.features().avx512_vnni && candle_x86_level() == Some(CandleLevel::Vnni)
 }
 
 /// The instructions candle's repacked x86 kernels use.
