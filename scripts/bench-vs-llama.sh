@@ -7,6 +7,7 @@
 #
 # BIDDER_CPU_FEATURES=avx2 holds our kernels (and candle's) to AVX2 and compares them with an
 # AVX2-only llama.cpp (PEER_CPU=avx2); unset, both use everything this CPU has.
+# PAIRS=N (default 1) runs both N times in turn and prints the medians and the median ratio.
 # Needs llama.cpp's peer-bench.sh (PEER_BENCH, default ../shared/tools/peer-bench.sh) and a
 # release build (cargo build --release). Run it on an otherwise idle machine.
 set -euo pipefail
@@ -20,20 +21,33 @@ case "${BIDDER_CPU_FEATURES:-}" in
   *) echo "bench-vs-llama: llama.cpp has no build to match BIDDER_CPU_FEATURES=$BIDDER_CPU_FEATURES" >&2; exit 2 ;;
 esac
 [ -x "$root/target/release/bidder" ] || (cd "$root" && cargo build --release >&2)
-ours=$("$root/target/release/bidder" bench-model --model "$model" --prompt-tokens "$pp" --gen "$tg" --threads "$threads")
-# llama-bench's peak RSS: the largest of peer-bench's processes (GNU time reports the biggest child).
-rss_log=$(mktemp)
-theirs=$(/usr/bin/time -v -o "$rss_log" bash "$peer" "$model" "$pp" "$tg" "$threads")
-peer_rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$rss_log")
-rm -f "$rss_log"
-echo "$ours"
-echo "$theirs"
-python3 - "$ours" "$theirs" "$peer_rss_kb" <<'PY'
-import json, sys
-ours, theirs, peer_rss = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]) / 1024
-ratio = lambda k: round(ours[k] / theirs[k], 2) if theirs.get(k) else None
-print(json.dumps({"cpu_tier": ours["cpu_tier"], "peer_cpu": theirs["cpu"], "prompt_tokens": ours["prompt_tokens"],
+# PAIRS=N runs the two N times in turn (ours, theirs, ours, …) and reports the medians and the
+# median of the pairs' ratios: on a shared machine one run of either can be a third off.
+pairs=${PAIRS:-1}
+runs=$(mktemp)
+trap 'rm -f "$runs" "$runs.rss"' EXIT
+for _ in $(seq "$pairs"); do
+  ours=$("$root/target/release/bidder" bench-model --model "$model" --prompt-tokens "$pp" --gen "$tg" --threads "$threads")
+  # llama-bench's peak RSS: the largest of peer-bench's processes (GNU time reports the biggest child).
+  theirs=$(/usr/bin/time -v -o "$runs.rss" bash "$peer" "$model" "$pp" "$tg" "$threads")
+  peer_rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$runs.rss")
+  echo "$ours"
+  echo "$theirs"
+  printf '%s\t%s\t%s\n' "$ours" "$theirs" "$peer_rss_kb" >>"$runs"
+done
+python3 - "$runs" <<'PY'
+import json, statistics, sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+ours = [json.loads(r[0]) for r in rows]
+theirs = [json.loads(r[1]) for r in rows]
+peer_rss = [int(r[2]) / 1024 for r in rows]
+median = lambda xs: round(statistics.median(xs), 2)
+ratio = lambda k: median([o[k] / t[k] for o, t in zip(ours, theirs)]) if all(t.get(k) for t in theirs) else None
+print(json.dumps({"cpu_tier": ours[0]["cpu_tier"], "peer_cpu": theirs[0]["cpu"], "prompt_tokens": ours[0]["prompt_tokens"],
+                  "pairs": len(rows),
+                  "prefill_tps": median([o["prefill_tps"] for o in ours]), "peer_prefill_tps": median([t["prefill_tps"] for t in theirs]),
+                  "decode_tps": median([o["decode_tps"] for o in ours]), "peer_decode_tps": median([t["decode_tps"] for t in theirs]),
                   "prefill_ratio": ratio("prefill_tps"), "decode_ratio": ratio("decode_tps"),
-                  "rss_mb": ours["rss_mb"], "peer_rss_mb": round(peer_rss, 1),
-                  "rss_ratio": round(ours["rss_mb"] / peer_rss, 2) if peer_rss else None}))
+                  "rss_mb": max(o["rss_mb"] for o in ours), "peer_rss_mb": round(max(peer_rss), 1),
+                  "rss_ratio": round(max(o["rss_mb"] for o in ours) / max(peer_rss), 2)}))
 PY

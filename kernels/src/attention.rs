@@ -18,11 +18,20 @@ pub struct Heads {
     pub head_dim: usize,
 }
 
+/// Positions one task attends to at least: below this, handing out the work costs more than
+/// it saves.
+const MIN_SPAN: usize = 128;
+
 /// Attention of one token's queries over the first `len` positions of the cache.
 ///
 /// `queries` is `[heads, head_dim]` (rotary embedding applied); `keys` and `values` are the
 /// cache's buffers, `[kv_heads, capacity, head_dim]`; query head `g * group + r` uses key/value
 /// head `g`. Returns `[heads, head_dim]`, the layout the output projection takes.
+///
+/// Each key/value head's positions are split into spans, so that a model with fewer key/value
+/// heads than twice the threads still keeps every thread busy (SmolLM2's three heads on two
+/// cores left one idle a third of the time); each span's softmax is taken against its own
+/// maximum, and the spans are combined by their maxima and sums (the log-sum-exp identity).
 pub fn decode_step(
     shape: Heads,
     queries: &[f32],
@@ -37,28 +46,78 @@ pub fn decode_step(
     assert_eq!(queries.len(), heads * head_dim);
     assert!(keys.len() >= kv_heads * capacity * head_dim && values.len() >= kv_heads * capacity * head_dim);
     let scale = 1.0 / (head_dim as f32).sqrt();
+    // Enough spans for two tasks a thread, none shorter than MIN_SPAN.
+    let wanted = (2 * rayon::current_num_threads()).div_ceil(kv_heads);
+    let spans = wanted.min(len.div_ceil(MIN_SPAN)).max(1);
+    let span_len = len.div_ceil(spans);
+    let partials: Vec<Partial> = (0..kv_heads * spans)
+        .into_par_iter()
+        .map(|task| {
+            let (g, span) = (task / spans, task % spans);
+            let positions = (span * span_len).min(len)..((span + 1) * span_len).min(len);
+            let rows = (g * capacity + positions.start) * head_dim..(g * capacity + positions.end) * head_dim;
+            let queries = &queries[g * group * head_dim..(g + 1) * group * head_dim];
+            attend(queries, &keys[rows.clone()], &values[rows], head_dim, scale)
+        })
+        .collect();
     let mut out = vec![0f32; heads * head_dim];
-    out.par_chunks_mut(group * head_dim).enumerate().for_each(|(g, out)| {
-        let span = g * capacity * head_dim..(g * capacity + len) * head_dim;
-        let (keys, values) = (&keys[span.clone()], &values[span]);
-        let queries = &queries[g * group * head_dim..(g + 1) * group * head_dim];
-        // scores[r * len + j]: query head r of the group against position j.
-        let mut scores = vec![0f32; group * len];
-        for (j, key) in keys.chunks_exact(head_dim).enumerate() {
-            for (r, query) in queries.chunks_exact(head_dim).enumerate() {
-                scores[r * len + j] = dot(query, key) * scale;
+    for (g, out) in out.chunks_exact_mut(group * head_dim).enumerate() {
+        let parts = &partials[g * spans..(g + 1) * spans];
+        for (r, out) in out.chunks_exact_mut(head_dim).enumerate() {
+            let max = parts.iter().map(|p| p.max[r]).fold(f32::NEG_INFINITY, f32::max);
+            let mut total = 0.0;
+            for part in parts.iter().filter(|p| p.total[r] > 0.0) {
+                let weight = (part.max[r] - max).exp();
+                total += weight * part.total[r];
+                add_scaled(out, weight, &part.weighted[r * head_dim..(r + 1) * head_dim]);
             }
+            let inverse = 1.0 / total;
+            out.iter_mut().for_each(|x| *x *= inverse);
         }
-        for row in scores.chunks_exact_mut(len) {
-            softmax(row);
-        }
-        for (j, value) in values.chunks_exact(head_dim).enumerate() {
-            for (r, out) in out.chunks_exact_mut(head_dim).enumerate() {
-                add_scaled(out, scores[r * len + j], value);
-            }
-        }
-    });
+    }
     out
+}
+
+/// One span's share of a key/value head's attention, per query head `r` of its group: the
+/// largest score, the sum of `exp(score − max)`, and the values weighted by those.
+struct Partial {
+    max: Vec<f32>,
+    total: Vec<f32>,
+    weighted: Vec<f32>,
+}
+
+/// The queries of one group against one span of its key/value head's positions (`keys` and
+/// `values` are those positions' rows).
+fn attend(queries: &[f32], keys: &[f32], values: &[f32], head_dim: usize, scale: f32) -> Partial {
+    let (group, len) = (queries.len() / head_dim, keys.len() / head_dim);
+    let mut partial =
+        Partial { max: vec![f32::NEG_INFINITY; group], total: vec![0.0; group], weighted: vec![0.0; group * head_dim] };
+    if len == 0 {
+        return partial;
+    }
+    // scores[r * len + j]: query head r of the group against position j.
+    let mut scores = vec![0f32; group * len];
+    for (j, key) in keys.chunks_exact(head_dim).enumerate() {
+        for (r, query) in queries.chunks_exact(head_dim).enumerate() {
+            scores[r * len + j] = dot(query, key) * scale;
+        }
+    }
+    for (r, row) in scores.chunks_exact_mut(len).enumerate() {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut total = 0.0;
+        for x in row.iter_mut() {
+            *x = (*x - max).exp();
+            total += *x;
+        }
+        partial.max[r] = max;
+        partial.total[r] = total;
+    }
+    for (j, value) in values.chunks_exact(head_dim).enumerate() {
+        for (r, out) in partial.weighted.chunks_exact_mut(head_dim).enumerate() {
+            add_scaled(out, scores[r * len + j], value);
+        }
+    }
+    partial
 }
 
 /// Eight lanes of partial sums, so the compiler keeps them in one vector register.
@@ -78,17 +137,6 @@ fn add_scaled(out: &mut [f32], weight: f32, value: &[f32]) {
     for (o, v) in out.iter_mut().zip(value) {
         *o += weight * v;
     }
-}
-
-fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0.0;
-    for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        total += *x;
-    }
-    let inverse = 1.0 / total;
-    row.iter_mut().for_each(|x| *x *= inverse);
 }
 
 #[cfg(test)]
@@ -128,10 +176,19 @@ mod tests {
 
     #[test]
     fn matches_the_textbook_formula_for_grouped_heads_and_a_partly_filled_cache() {
+        // Two threads or more, so that long contexts are split into spans even on one core.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        pool.install(the_textbook_cases);
+    }
+
+    fn the_textbook_cases() {
         for (shape, capacity, len) in [
             (Heads { heads: 9, kv_heads: 3, head_dim: 64 }, 40, 37),
             (Heads { heads: 14, kv_heads: 2, head_dim: 64 }, 8, 1),
             (Heads { heads: 4, kv_heads: 4, head_dim: 12 }, 5, 5),
+            // Long enough to be split into spans, and a last span shorter than the others.
+            (Heads { heads: 9, kv_heads: 3, head_dim: 64 }, 1100, 1031),
+            (Heads { heads: 2, kv_heads: 1, head_dim: 8 }, 300, 257),
         ] {
             let Heads { heads, kv_heads, head_dim } = shape;
             let q = values(heads * head_dim, 1);
