@@ -75,7 +75,7 @@ pub enum Command {
     /// Read text on stdin and print its token ids as a JSON array.
     Tokenize(TokenizeArgs),
     /// Measure load time, prefill and decode speed and peak memory of a GGUF on this machine;
-    /// prints one JSON line (compare with scripts/bench-vs-llama.cpp.sh).
+    /// prints one JSON line (compare with scripts/bench-vs-llama.sh).
     BenchModel(BenchModelArgs),
     /// Download a GGUF from the Hugging Face hub (honours HF_ENDPOINT, HF_HOME and HF_TOKEN)
     /// into the models directory.
