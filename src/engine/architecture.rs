@@ -93,16 +93,19 @@ impl ModelWeights {
         advertised.min(table_limit).min(MAX_CONTEXT)
     }
 
-    /// Forget the previous request. Most families restart their cache at position 0 by
-    /// themselves; qwen3 appends unless cleared.
-    pub fn start_sequence(&mut self) {
+    /// Forget the previous request, and make room for the next one's `positions` tokens (our
+    /// own decoder sizes its KV cache once for the request instead of doubling it on the way: a
+    /// doubling copies the cache and, for a moment, holds both copies). Most families restart
+    /// their cache at position 0 by themselves; qwen3 appends unless cleared.
+    pub fn start_sequence(&mut self, positions: usize) -> candle_core::Result<()> {
         match self {
-            Self::Decoder(m) => m.clear_kv_cache(),
+            Self::Decoder(m) => m.reserve(positions)?,
             Self::Llama(m) => m.clear_kv_cache(),
             Self::Qwen2(m) => m.clear_kv_cache(),
             Self::Qwen3(m) => m.clear_kv_cache(),
             Self::Gemma3(_) | Self::Phi3(_) => {}
         }
+        Ok(())
     }
 
     /// Whether a prompt may be fed in several forward passes. candle's gemma3 builds a wrong

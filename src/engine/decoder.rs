@@ -247,6 +247,18 @@ impl KvCache {
         self.len = 0;
     }
 
+    /// Room for `positions` tokens (at most the context size), shaped like `like`
+    /// (`[1, kv_heads, _, head_dim]`), keeping what the cache holds.
+    fn reserve(&mut self, positions: usize, like: &Tensor) -> Result<()> {
+        let capacity = self.keys.as_ref().map_or(0, |t| t.dims()[2]);
+        let wanted = positions.min(self.max_len);
+        if wanted > capacity {
+            self.keys = Some(Self::grow(self.keys.take(), like, self.len, wanted)?);
+            self.values = Some(Self::grow(self.values.take(), like, self.len, wanted)?);
+        }
+        Ok(())
+    }
+
     /// Append `[1, kv_heads, seq, head_dim]` keys and values; the whole sequence so far back.
     fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let seq = k.dim(2)?;
@@ -425,6 +437,17 @@ impl Decoder {
             max_positions,
             device: device.clone(),
         })
+    }
+
+    /// Forget the previous sequence and size every layer's KV cache for a new one of
+    /// `positions` tokens (see [`ModelWeights::reserve`](super::architecture::ModelWeights::reserve)).
+    pub fn reserve(&mut self, positions: usize) -> Result<()> {
+        self.clear_kv_cache();
+        let like = Tensor::zeros((1, self.kv_heads, 1, self.head_dim), DType::F32, &self.device)?;
+        for layer in &mut self.layers {
+            layer.cache.reserve(positions, &like)?;
+        }
+        Ok(())
     }
 
     /// Forget the previous sequence.

@@ -226,7 +226,7 @@ impl GgufModel {
     /// the last token, over the vocabulary.
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor, EngineError> {
         if position == 0 {
-            self.weights.start_sequence();
+            self.weights.start_sequence(tokens.len())?;
         }
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         Ok(self.weights.forward(&input, position)?)
@@ -275,6 +275,7 @@ impl GgufModel {
             prompt.drain(cut_from..prompt.len() - tail);
         }
         let input_tokens = prompt.len();
+        self.weights.start_sequence((input_tokens + request.max_new_tokens).min(self.context_len))?;
 
         // Each forward pass is checked against the deadline before it starts, using the time
         // the previous pass took per token, so the answer is ready before the deadline rather
