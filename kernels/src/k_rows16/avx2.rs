@@ -93,6 +93,7 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
     matrix: &KRows16Matrix,
     group: usize,
     activations: [&[ActivationBlock]; T],
+    stream: bool,
 ) -> [[f32; GROUP]; T] {
     use std::arch::x86_64::*;
 
@@ -112,12 +113,10 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
         // (asserted above); activation rows hold `blocks` blocks (asserted); lines are 64-byte
         // aligned and each half is 32 bytes of one.
         unsafe {
-            // A decode step streams the weights from memory; a prefill pass finds them in the
-            // cache, where the hints would only take load slots.
-            if T == 1 {
-                crate::ggml::prefetch_ahead(matrix.nibbles.get_unchecked(at * CHUNKS * 4..(at + 1) * CHUNKS * 4));
-                let high_lines = CHUNKS * matrix.kind.high_lines();
-                crate::ggml::prefetch_ahead(matrix.high_bits.get_unchecked(at * high_lines..(at + 1) * high_lines));
+            // The first pass over a group streams its weights from memory; later passes (more
+            // tokens of a prefill) find them in the cache, where the hints only take load slots.
+            if stream {
+                matrix.prefetch_block_scales(at);
             }
             // Per token, the activation sums of the block's pairs of 32-weight sub-blocks as
             // i16 pairs in one i32: the words [0, 1, 4, 5] of `packs(Σ16 + Σ16)`.
@@ -133,6 +132,9 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
                 let mut integer = [_mm256_setzero_si256(); T];
                 for n in 0..CHUNKS {
                     let chunk = at * CHUNKS + n;
+                    if stream && half == 0 {
+                        matrix.prefetch_chunk(chunk);
+                    }
                     // The chunk's eight weight quadruples of eight rows, unpacked once.
                     let mut w = [_mm256_setzero_si256(); 8];
                     for c in 0..4 {

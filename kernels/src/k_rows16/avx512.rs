@@ -44,6 +44,7 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
     matrix: &KRows16Matrix,
     group: usize,
     activations: [&[ActivationBlock]; T],
+    stream: bool,
 ) -> [[f32; GROUP]; T] {
     let blocks = matrix.blocks();
     assert!(activations.iter().all(|row| row.len() == blocks));
@@ -61,10 +62,9 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
         // (asserted above); activation rows hold `blocks` blocks (asserted); lines are 64-byte
         // aligned.
         unsafe {
-            if T == 1 {
-                crate::ggml::prefetch_ahead(matrix.nibbles.get_unchecked(at * CHUNKS * 4..(at + 1) * CHUNKS * 4));
-                let high_lines = CHUNKS * matrix.kind.high_lines();
-                crate::ggml::prefetch_ahead(matrix.high_bits.get_unchecked(at * high_lines..(at + 1) * high_lines));
+            // The first pass over a group streams its weights from memory (see the AVX2 tile).
+            if stream {
+                matrix.prefetch_block_scales(at);
             }
             // As in the AVX2 tile: per token, the activation sums of the pairs of sub-blocks.
             let mut pair_sums = [[0i32; 8]; T];
@@ -78,6 +78,9 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
             let mut integer = [_mm512_setzero_si512(); T];
             for n in 0..CHUNKS {
                 let chunk = at * CHUNKS + n;
+                if stream {
+                    matrix.prefetch_chunk(chunk);
+                }
                 let mut w = [_mm512_setzero_si512(); 8];
                 for c in 0..4 {
                     let line = _mm512_load_si512(matrix.nibbles.get_unchecked(chunk * 4 + c).0.as_ptr().cast());
