@@ -1,7 +1,8 @@
 //! The K-quant matmuls of a Qwen2.5-1.5B layer (1536 × 1536 and the 8960 × 1536 down
-//! projection's shape turned round, 1536 × 8960), as a prefill pass of 64 tokens and a decode
-//! step of one, at every kernel tier this CPU runs, beside candle's own `QMatMul` (its repacked
-//! tiles where it has them). Random weights: speed does not depend on their values.
+//! projection's shape turned round, 1536 × 8960): a decode step of one sequence, a batched
+//! decode step of four, and a prefill pass of 64 tokens, at every kernel tier this CPU runs,
+//! beside candle's own `QMatMul` (its repacked tiles where it has them). Random weights: speed
+//! does not depend on their values.
 //!
 //! `cargo bench -p bidder-kernels`; `MISTRALRS_FORCE_AVX2=1` holds candle to its AVX2 tiles,
 //! the fair neighbour of our `avx2` rows.
@@ -33,7 +34,7 @@ fn matmuls(c: &mut Criterion) {
             let q = QTensor::quantize(&w, dtype).unwrap();
             let bytes = q.data().unwrap().into_owned();
             let candle = QMatMul::from_qtensor(q).unwrap();
-            for m in [1, 64] {
+            for m in [1, 4, 64] {
                 let x = values(m * cols, 2);
                 let xt = Tensor::from_vec(x.clone(), (1, m, cols), &Device::Cpu).unwrap();
                 let mut out = vec![0f32; m * rows];
