@@ -78,6 +78,8 @@ fn whole_prototype(c: &mut Criterion) {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         workers: 1,
         queue_capacity: 4,
+        max_batch: 4,
+        kv_cache_bytes: 1 << 30,
         capability: None,
         sampling: SamplingConfig::default(),
         load: Default::default(),

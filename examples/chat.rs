@@ -18,6 +18,8 @@ fn main() -> anyhow::Result<()> {
         threads: std::thread::available_parallelism()?.get(),
         workers: 1,
         queue_capacity: 1,
+        max_batch: 1,
+        kv_cache_bytes: 1 << 30,
         capability: None,
         sampling: SamplingConfig { temperature, ..SamplingConfig::default() },
         load: Default::default(),

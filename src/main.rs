@@ -223,6 +223,7 @@ fn bench_model(args: BenchModelArgs) -> anyhow::Result<()> {
         args.prompt_tokens,
         args.gen_tokens,
         args.repetitions,
+        args.concurrency,
         bidder::config::LoadOptions { lean_memory: args.lean_memory, tier: args.cpu_features },
     )?;
     println!("{}", serde_json::to_string(&report)?);

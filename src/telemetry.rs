@@ -14,6 +14,10 @@ use crate::config::LogFormat;
 /// Latency buckets in seconds, from a fast health probe to a long final delivery.
 const SECONDS_BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 420.0];
 
+/// Sequences in one forward pass (`bidder_batch_sequences`), up to the largest `--max-batch`
+/// worth having.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0];
+
 /// A counter or histogram not touched for this long leaves `/metrics` (and memory). Every label
 /// set is already bounded; this keeps even a bounded set from holding what nobody updates.
 const IDLE_SERIES_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -44,6 +48,8 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .expect("static buckets are valid")
+                .set_buckets_for_metric(Matcher::Full("bidder_batch_sequences".into()), BATCH_BUCKETS)
                 .expect("static buckets are valid")
                 // Gauges are left out: some are set once at start-up (model load times).
                 .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM, Some(IDLE_SERIES_TIMEOUT))

@@ -10,7 +10,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 use bidder::config::LoadOptions;
-use bidder::engine::architecture::ModelWeights;
+use bidder::engine::architecture::{ModelWeights, Step};
 use bidder_kernels::Tier;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
@@ -121,4 +121,109 @@ fn qwen2_logits_match_candle_transformers() {
 #[test]
 fn qwen2_half_billion_logits_match_candle_transformers() {
     assert_same_logits("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+}
+
+/// Sequences decoded together, each at its own position in its own KV cache slot, get the
+/// logits each gets alone: a prefill chunk beside a decode token beside a fresh prompt.
+fn assert_batched_logits_match_single(model: &str) {
+    let path = repo_path(&format!("models/{model}"));
+    let mut weights = load(&path, true);
+    assert_eq!(weights.set_slots(3), 3, "{model}: our decoder holds several sequences");
+    let device = Device::Cpu;
+    let prompts: [Vec<u32>; 3] = [
+        (0..20).map(|i| 300 + i * 37).collect(),
+        (0..9).map(|i| 1200 + i * 11).collect(),
+        (0..5).map(|i| 4000 + i * 3).collect(),
+    ];
+    let next = [[1000u32, 1001], [2000, 2001], [3000, 3001]];
+    // Alone: each in slot 0, the prompt in one pass, then two decode steps.
+    let alone: Vec<Vec<Vec<f32>>> = (0..3)
+        .map(|s| {
+            let mut out = Vec::new();
+            let mut logits = |tokens: &[u32], position: usize| {
+                let step = Step { slot: 0, tokens, position };
+                out.push(weights.forward_batch(&[step], &device).unwrap()[0].to_vec1::<f32>().unwrap());
+            };
+            logits(&prompts[s], 0);
+            logits(&next[s][..1], prompts[s].len());
+            logits(&next[s][1..], prompts[s].len() + 1);
+            out
+        })
+        .collect();
+    // Together: slot s holds sequence s; the passes mix prefill chunks and decode tokens.
+    let vec = |t: &Tensor| t.to_vec1::<f32>().unwrap();
+    let (a, b, c) = (&prompts[0], &prompts[1], &prompts[2]);
+    let pass1 = weights
+        .forward_batch(
+            &[Step { slot: 0, tokens: &a[..12], position: 0 }, Step { slot: 1, tokens: b, position: 0 }],
+            &device,
+        )
+        .unwrap();
+    let pass2 = weights
+        .forward_batch(
+            &[
+                Step { slot: 1, tokens: &next[1][..1], position: b.len() },
+                Step { slot: 0, tokens: &a[12..], position: 12 },
+                Step { slot: 2, tokens: c, position: 0 },
+            ],
+            &device,
+        )
+        .unwrap();
+    let pass3 = weights
+        .forward_batch(
+            &[
+                Step { slot: 2, tokens: &next[2][..1], position: c.len() },
+                Step { slot: 0, tokens: &next[0][..1], position: a.len() },
+                Step { slot: 1, tokens: &next[1][1..], position: b.len() + 1 },
+            ],
+            &device,
+        )
+        .unwrap();
+    let pass4 = weights
+        .forward_batch(
+            &[
+                Step { slot: 0, tokens: &next[0][1..], position: a.len() + 1 },
+                Step { slot: 2, tokens: &next[2][1..], position: c.len() + 1 },
+            ],
+            &device,
+        )
+        .unwrap();
+    let together = [
+        vec![vec(&pass2[1]), vec(&pass3[1]), vec(&pass4[0])],
+        vec![vec(&pass1[1]), vec(&pass2[0]), vec(&pass3[2])],
+        vec![vec(&pass2[2]), vec(&pass3[0]), vec(&pass4[1])],
+    ];
+    for s in 0..3 {
+        for (step, (x, y)) in together[s].iter().zip(&alone[s]).enumerate() {
+            let similarity = cosine(x, y);
+            assert!(similarity > 0.9995, "{model}, sequence {s} step {step}: cosine similarity {similarity}");
+            assert_eq!(argmax(x), argmax(y), "{model}, sequence {s} step {step}");
+        }
+    }
+    // A new sequence that shares the first 12 tokens of slot 0's starts after them (the
+    // prefix reuse of the calls for one brief): the logits of a fresh start.
+    let d: Vec<u32> = a[..12].iter().copied().chain([5000, 5001, 5002]).collect();
+    weights.start_slot(0, 12, 64).unwrap();
+    let reused = weights.forward_batch(&[Step { slot: 0, tokens: &d[12..], position: 12 }], &device).unwrap();
+    weights.start_slot(2, 0, 64).unwrap();
+    let fresh = weights.forward_batch(&[Step { slot: 2, tokens: &d, position: 0 }], &device).unwrap();
+    let (reused, fresh) = (vec(&reused[0]), vec(&fresh[0]));
+    assert!(cosine(&reused, &fresh) > 0.9995, "{model}: a reused prefix changes the logits");
+    assert_eq!(argmax(&reused), argmax(&fresh), "{model}: reused prefix");
+    // Bad steps are errors, not panics, and change nothing: a slot twice, a wrong position.
+    let twice = [Step { slot: 0, tokens: &a[..1], position: 0 }, Step { slot: 0, tokens: &b[..1], position: 0 }];
+    assert!(weights.forward_batch(&twice, &device).is_err());
+    assert!(weights.forward_batch(&[Step { slot: 1, tokens: &a[..1], position: 3 }], &device).is_err());
+    let again = weights.forward_batch(&[Step { slot: 1, tokens: &next[1][..1], position: b.len() + 2 }], &device);
+    assert!(again.is_ok(), "slot 1 still holds its sequence: {again:?}");
+}
+
+#[test]
+fn smollm2_sequences_batched_get_their_own_logits() {
+    assert_batched_logits_match_single("SmolLM2-135M-Instruct.Q4_1.gguf");
+}
+
+#[test]
+fn qwen2_sequences_batched_get_their_own_logits() {
+    assert_batched_logits_match_single("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
 }

@@ -310,11 +310,11 @@ async fn a_caller_that_disconnects_frees_the_worker() {
 #[tokio::test]
 async fn a_full_queue_is_answered_429_at_once_and_health_stays_fast() {
     let _turn = take_turn();
-    let server = Server::start(&["--queue-capacity", "1", "--final-deadline-secs", "60"]);
+    let server = Server::start(&["--queue-capacity", "1", "--max-batch", "2", "--final-deadline-secs", "60"]);
     server.wait_until_ready().await;
-    // One final running, one waiting: the queue (capacity 1) is full.
+    // Two finals decoded together, one waiting: the batch (2) and the queue (capacity 1) are full.
     let mut occupying = Vec::new();
-    for name in ["blog-post-sustainable-investing", "email-newsletter-gym"] {
+    for name in ["blog-post-sustainable-investing", "email-newsletter-gym", "product-description-bottle"] {
         let (url, body) = (server.url.clone(), with_mode(&fixture_brief(name), "final"));
         occupying.push(tokio::spawn(async move {
             post_execute(&reqwest::Client::new(), &url, body, &Signed::default()).await.status()

@@ -253,6 +253,14 @@ pub struct ModelArgs {
     /// Jobs that may wait for a worker; beyond this, requests are answered 429 at once.
     #[arg(long, env = "BIDDER_QUEUE_CAPACITY", default_value_t = 8)]
     pub queue_capacity: usize,
+    /// Sequences a worker decodes together, each forward pass reading the weights once for all
+    /// of them: a job joins the running ones at the next pass and leaves when it is done.
+    #[arg(long, env = "BIDDER_MAX_BATCH", default_value_t = 4)]
+    pub max_batch: usize,
+    /// Memory for the KV caches of the sequences a worker runs together, in MiB: a job waits
+    /// while those running leave too little for its prompt and answer.
+    #[arg(long, env = "BIDDER_KV_CACHE_MB", default_value_t = 2048)]
+    pub kv_cache_mb: usize,
     /// How far the strategies trust the models given by flags: `full` ones write every piece
     /// whole and are repaired where a check fails, `prose` ones write prose whole and are led on
     /// lists, posts, code and translation, `basic` ones are led a part at a time. Default: from
@@ -370,6 +378,10 @@ pub struct BenchModelArgs {
     /// Timed repetitions; the mean is reported.
     #[arg(long, default_value_t = 3)]
     pub repetitions: usize,
+    /// Also decode this many sequences together (one batch, each with its own prompt and
+    /// KV cache slot) and report their aggregate speed beside one sequence's.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
     /// CPU with AVX-512 VNNI: leave out the repacked copy of Q8_0 weights that candle's
     /// prefill kernels keep beside ours (a Q8_0 model in about half the memory, for a prefill
     /// about 3× slower). Other types never keep a second copy.
@@ -480,6 +492,10 @@ pub struct EngineConfig {
     pub threads: usize,
     pub workers: usize,
     pub queue_capacity: usize,
+    /// Sequences one worker decodes together (`--max-batch`).
+    pub max_batch: usize,
+    /// Bytes for the KV caches of a worker's running sequences (`--kv-cache-mb`).
+    pub kv_cache_bytes: usize,
     /// What the strategies trust the model with; `None`: from its parameter count.
     pub capability: Option<crate::engine::Capability>,
     pub sampling: SamplingConfig,
@@ -752,6 +768,12 @@ impl ModelArgs {
         if self.queue_capacity == 0 {
             return Err(invalid("--queue-capacity", "must be at least 1"));
         }
+        if self.max_batch == 0 || self.max_batch > 256 {
+            return Err(invalid("--max-batch", "must be between 1 and 256"));
+        }
+        if self.kv_cache_mb < 16 {
+            return Err(invalid("--kv-cache-mb", "must be at least 16"));
+        }
         if matches!(self.device, DeviceChoice::Cuda(_)) && !cfg!(feature = "cuda") {
             return Err(invalid("--device", "this binary was built without CUDA: rebuild with `--features cuda`"));
         }
@@ -761,6 +783,8 @@ impl ModelArgs {
             threads,
             workers: self.workers,
             queue_capacity: self.queue_capacity,
+            max_batch: self.max_batch,
+            kv_cache_bytes: self.kv_cache_mb << 20,
             capability: self.capability,
             load: LoadOptions { lean_memory: self.lean_memory, tier: self.cpu_features },
             sampling: SamplingConfig {

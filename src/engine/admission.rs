@@ -92,6 +92,8 @@ struct State {
     /// When each job now on a worker is expected to be done (it stops at its deadline at the
     /// latest), by ticket.
     running: Vec<(u64, Instant)>,
+    /// Jobs that run at once: workers times the sequences each decodes together.
+    lanes: usize,
     speed: Speed,
     sequence: u64,
     closed: bool,
@@ -101,7 +103,6 @@ pub struct AdmissionQueue {
     state: Mutex<State>,
     job_ready: Condvar,
     capacity: usize,
-    workers: usize,
     model: String,
 }
 
@@ -109,18 +110,20 @@ pub struct AdmissionQueue {
 pub struct Ticket(u64);
 
 impl AdmissionQueue {
-    pub fn new(model: &str, capacity: usize, workers: usize, speed: Speed) -> Self {
+    /// A queue of `capacity` for `lanes` jobs running at once (workers × batch size), at
+    /// `speed` per job until measured.
+    pub fn new(model: &str, capacity: usize, lanes: usize, speed: Speed) -> Self {
         Self {
             state: Mutex::new(State {
                 waiting: BinaryHeap::new(),
                 running: Vec::new(),
+                lanes: lanes.max(1),
                 speed,
                 sequence: 0,
                 closed: false,
             }),
             job_ready: Condvar::new(),
             capacity: capacity.max(1),
-            workers: workers.max(1),
             model: model.to_string(),
         }
     }
@@ -138,16 +141,18 @@ impl AdmissionQueue {
             return Err(EngineError::WorkerGone);
         }
         let deadline = job.request.deadline;
-        // Work that will hold the workers before this job starts: everything running, and what
-        // waits with an earlier deadline (EDF serves it first).
+        // Work that will hold the lanes before this job starts: everything running, and what
+        // waits with an earlier deadline (EDF serves it first). Speeds are measured per job as
+        // it ran beside the others, so a lane's time is a job's time.
         let running: Duration = state.running.iter().map(|(_, end)| end.saturating_duration_since(now)).sum();
         let hold = |w: &Reverse<Waiting>| state.speed.expected_hold(&w.0.job, now);
         let ahead: Duration = state.waiting.iter().filter(|w| w.0.deadline <= deadline).map(hold).sum();
-        let wait = (running + ahead) / self.workers as u32;
+        let lanes = state.lanes as u32;
+        let wait = (running + ahead) / lanes;
 
         if state.waiting.len() >= self.capacity {
             let everything: Duration = running + state.waiting.iter().map(hold).sum::<Duration>();
-            return Err(self.reject(RejectReason::QueueFull, everything / self.workers as u32));
+            return Err(self.reject(RejectReason::QueueFull, everything / lanes));
         }
         let useful = Duration::from_secs_f64(state.speed.seconds(job.prompt.len(), job.request.min_new_tokens.max(1)));
         if now + (wait + useful).mul_f64(REFUSAL_TIME_FACTOR) > deadline {
@@ -181,17 +186,33 @@ impl AdmissionQueue {
             if state.closed {
                 return None;
             }
-            if let Some(Reverse(waiting)) = state.waiting.pop() {
-                let job = waiting.job;
-                let expected =
-                    Duration::from_secs_f64(state.speed.seconds(job.prompt.len(), job.request.max_new_tokens));
-                let end = (Instant::now() + expected).min(job.request.deadline);
-                state.running.push((waiting.sequence, end));
-                metrics::gauge!("bidder_queue_depth", "model" => self.model.clone()).set(state.waiting.len() as f64);
-                return Some((Ticket(waiting.sequence), job));
+            if !state.waiting.is_empty() {
+                return Some(self.take_first(&mut state));
             }
             state = self.job_ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+    }
+
+    /// The waiting job with the earliest deadline if there is one and `fits(job)` says the
+    /// worker has room for it; never blocks. A job that does not fit stays first in line
+    /// (taking a later one past it could keep it waiting for ever). `None` also once closed.
+    pub fn try_next(&self, fits: impl FnOnce(&Job) -> bool) -> Option<(Ticket, Job)> {
+        let mut state = self.lock();
+        if state.closed || !state.waiting.peek().is_some_and(|w| fits(&w.0.job)) {
+            return None;
+        }
+        Some(self.take_first(&mut state))
+    }
+
+    /// Pop the earliest deadline and count it as running.
+    fn take_first(&self, state: &mut State) -> (Ticket, Job) {
+        let Reverse(waiting) = state.waiting.pop().expect("a waiting job");
+        let job = waiting.job;
+        let expected = Duration::from_secs_f64(state.speed.seconds(job.prompt.len(), job.request.max_new_tokens));
+        let end = (Instant::now() + expected).min(job.request.deadline);
+        state.running.push((waiting.sequence, end));
+        self.publish_depth(state);
+        (Ticket(waiting.sequence), job)
     }
 
     /// A worker is done with a job; learn from how fast it went.
@@ -200,9 +221,10 @@ impl AdmissionQueue {
         state.running.retain(|(sequence, _)| *sequence != ticket.0);
         if let Some(g) = measured {
             let blend = |old: f64, new: f64| old * (1.0 - SPEED_SMOOTHING) + new * SPEED_SMOOTHING;
-            if g.input_tokens >= MIN_TOKENS_TO_MEASURE && !g.prefill.is_zero() {
-                state.speed.prefill_tps =
-                    blend(state.speed.prefill_tps, g.input_tokens as f64 / g.prefill.as_secs_f64());
+            // Only the prompt tokens actually computed: a prefix taken from the cache is free.
+            let computed = g.input_tokens.saturating_sub(g.reused_tokens);
+            if computed >= MIN_TOKENS_TO_MEASURE && !g.prefill.is_zero() {
+                state.speed.prefill_tps = blend(state.speed.prefill_tps, computed as f64 / g.prefill.as_secs_f64());
             }
             if g.output_tokens >= MIN_TOKENS_TO_MEASURE && !g.decode.is_zero() {
                 state.speed.decode_tps = blend(state.speed.decode_tps, g.output_tokens as f64 / g.decode.as_secs_f64());
@@ -212,6 +234,12 @@ impl AdmissionQueue {
 
     pub fn speed(&self) -> Speed {
         self.lock().speed
+    }
+
+    /// How many jobs run at once (workers × the sequences each decodes together), once the
+    /// workers have loaded their models.
+    pub fn set_lanes(&self, lanes: usize) {
+        self.lock().lanes = lanes.max(1);
     }
 
     /// Replace the speed estimate (with a fresh measurement, e.g. after warm-up).
@@ -316,6 +344,7 @@ mod tests {
             queued: Duration::ZERO,
             prefill: Duration::from_secs(1),
             decode: Duration::from_secs(5),
+            reused_tokens: 0,
         };
         queue.finished(ticket, Some(&measured));
         let speed = queue.speed();

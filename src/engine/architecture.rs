@@ -6,6 +6,7 @@
 
 use std::io::{Read, Seek};
 
+pub use super::decoder::Step;
 use super::decoder::{self, Decoder};
 use crate::config::LoadOptions;
 use candle_core::quantized::gguf_file::Content;
@@ -106,6 +107,68 @@ impl ModelWeights {
             Self::Gemma3(_) | Self::Phi3(_) => {}
         }
         Ok(())
+    }
+
+    /// How many sequences one forward pass may carry: our decoder's KV cache slots (see
+    /// [`set_slots`](Self::set_slots)); one for candle-transformers' models.
+    pub fn slots(&self) -> usize {
+        match self {
+            Self::Decoder(m) => m.slots(),
+            _ => 1,
+        }
+    }
+
+    /// Ask for KV caches for `slots` sequences; the answer is how many the model holds (always
+    /// one for candle-transformers' models, whose cache is a single sequence's).
+    pub fn set_slots(&mut self, slots: usize) -> usize {
+        if let Self::Decoder(m) = self {
+            m.set_slots(slots);
+        }
+        self.slots()
+    }
+
+    /// Before a new sequence in `slot`: keep the first `keep` positions its cache holds (a
+    /// prefix it shares with the last one there; only our decoder keeps them) and make room for
+    /// `positions`.
+    pub fn start_slot(&mut self, slot: usize, keep: usize, positions: usize) -> candle_core::Result<()> {
+        match self {
+            Self::Decoder(m) => m.start_slot(slot, keep, positions),
+            _ if slot == 0 && keep == 0 => self.start_sequence(positions),
+            _ => candle_core::bail!("{} keeps one sequence and no prefix", self.family()),
+        }
+    }
+
+    /// One forward pass over several sequences (see [`Decoder::forward_batch`]): the logits of
+    /// each step's last token, as `[vocab]`. `device` is the one the model is on.
+    pub fn forward_batch(&mut self, steps: &[Step], device: &Device) -> candle_core::Result<Vec<Tensor>> {
+        match (self, steps) {
+            (Self::Decoder(m), _) => m.forward_batch(steps),
+            (other, [step]) if step.slot == 0 => {
+                let input = Tensor::new(step.tokens, device)?.unsqueeze(0)?;
+                Ok(vec![other.forward(&input, step.position)?])
+            }
+            (other, _) => candle_core::bail!("{} runs one sequence per pass", other.family()),
+        }
+    }
+
+    /// Bytes of KV cache one position of one sequence takes (our decoder's; candle-transformers'
+    /// models run one sequence, so theirs never has to be budgeted and reads 0).
+    pub fn kv_bytes_per_position(&self) -> usize {
+        match self {
+            Self::Decoder(m) => m.kv_bytes_per_position(),
+            _ => 0,
+        }
+    }
+
+    fn family(&self) -> &'static str {
+        match self {
+            Self::Decoder(_) => "our decoder",
+            Self::Llama(_) => "candle's llama",
+            Self::Qwen2(_) => "candle's qwen2",
+            Self::Qwen3(_) => "candle's qwen3",
+            Self::Gemma3(_) => "candle's gemma3",
+            Self::Phi3(_) => "candle's phi3",
+        }
     }
 
     /// Whether a prompt may be fed in several forward passes. candle's gemma3 builds a wrong

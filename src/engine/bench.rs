@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::gguf::GgufModel;
+use super::sequence::Sequence;
 use super::{ChatMessage, EngineError, GenerationRequest};
 use crate::config::{LoadOptions, SamplingConfig};
 
@@ -28,6 +29,15 @@ pub struct BenchReport {
     pub warm_up_s: f64,
     pub prefill_tps: f64,
     pub decode_tps: f64,
+    /// Sequences decoded together in the batched run (`--concurrency`), if one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Their prompts' tokens per second, all together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate_prefill_tps: Option<f64>,
+    /// Their new tokens per second, all together (compare with `decode_tps`, one alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate_decode_tps: Option<f64>,
     /// Peak resident memory of the process (VmHWM), in MiB.
     pub rss_mb: f64,
 }
@@ -38,6 +48,7 @@ pub fn bench_model(
     prompt_tokens: usize,
     gen_tokens: usize,
     repetitions: usize,
+    concurrency: usize,
     options: LoadOptions,
 ) -> Result<BenchReport, EngineError> {
     let load_started = Instant::now();
@@ -68,6 +79,7 @@ pub fn bench_model(
         repetition: super::Repetition::Controlled,
     };
     let warm_started = Instant::now();
+    model.forget_prefixes();
     model.generate(
         prompt.clone(),
         &GenerationRequest { max_new_tokens: 2, min_new_tokens: 2, ..request.clone() },
@@ -78,6 +90,8 @@ pub fn bench_model(
 
     let (mut prefill, mut decode, mut decoded) = (Duration::ZERO, Duration::ZERO, 0);
     for _ in 0..repetitions.max(1) {
+        // Each repetition reads the whole prompt, not the prefix the last one left cached.
+        model.forget_prefixes();
         let run = model.generate(prompt.clone(), &request, &sampling, &|| false)?;
         prefill += run.prefill;
         decode += run.decode;
@@ -85,6 +99,10 @@ pub fn bench_model(
     }
     let runs = repetitions.max(1) as f64;
     let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    let batched = match concurrency > 1 {
+        true => Some(batched_run(&mut model, &prompt, &request, &sampling, concurrency, repetitions.max(1))?),
+        false => None,
+    };
     Ok(BenchReport {
         engine: "bidder",
         model: path.display().to_string(),
@@ -97,8 +115,62 @@ pub fn bench_model(
         warm_up_s: (warm_up.as_secs_f64() * 1000.0).round() / 1000.0,
         prefill_tps: round1(prompt.len() as f64 * runs / prefill.as_secs_f64()),
         decode_tps: round1(decoded as f64 / decode.as_secs_f64()),
+        concurrency: batched.map(|_| concurrency),
+        aggregate_prefill_tps: batched.map(|(prefill, _)| round1(prefill)),
+        aggregate_decode_tps: batched.map(|(_, decode)| round1(decode)),
         rss_mb: round1(peak_rss_mib()),
     })
+}
+
+/// `sequences` copies of the request decoded together, `repetitions` times: their prompts'
+/// tokens per second and their new tokens per second, all together. Each sequence's prompt
+/// differs from the others' in its first token, so none reuses another's cached prefix.
+fn batched_run(
+    model: &mut GgufModel,
+    prompt: &[u32],
+    request: &GenerationRequest,
+    sampling: &SamplingConfig,
+    sequences: usize,
+    repetitions: usize,
+) -> Result<(f64, f64), EngineError> {
+    if model.set_slots(sequences) < sequences {
+        return Err(EngineError::Inference(format!(
+            "{} runs one sequence per forward pass; --concurrency needs llama or qwen2",
+            model.architecture()
+        )));
+    }
+    let (mut prefill, mut decode, mut prompt_tokens, mut decoded) = (Duration::ZERO, Duration::ZERO, 0, 0);
+    for _ in 0..repetitions {
+        model.forget_prefixes();
+        let mut running: Vec<Sequence> = (0..sequences)
+            .map(|i| {
+                let mut prompt = prompt.to_vec();
+                prompt[0] = prompt[0].wrapping_add(i as u32 + 1) % 1000 + 10;
+                model.sequence(prompt, request, sampling)
+            })
+            .collect();
+        for (slot, sequence) in running.iter_mut().enumerate() {
+            model.begin(slot, sequence)?;
+            prompt_tokens += sequence.prompt().len();
+        }
+        let started = Instant::now();
+        let mut batch: Vec<(usize, &mut Sequence)> = running.iter_mut().enumerate().collect();
+        while batch.iter().any(|(_, s)| s.is_prefilling()) {
+            model.run_on_pool(|model| model.step(&mut batch, usize::MAX))?;
+        }
+        prefill += started.elapsed();
+        let started = Instant::now();
+        while batch.iter().any(|(_, s)| !s.is_done()) {
+            model.run_on_pool(|model| model.step(&mut batch, usize::MAX))?;
+        }
+        decode += started.elapsed();
+        drop(batch);
+        for sequence in running {
+            decoded += sequence.finish(model.encoder())?.output_tokens;
+        }
+    }
+    model.set_slots(1);
+    Ok((prompt_tokens as f64 / prefill.as_secs_f64(), decoded as f64 / decode.as_secs_f64()))
 }
 
 /// VmHWM from /proc/self/status (0 where there is no such file).

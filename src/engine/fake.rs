@@ -124,6 +124,7 @@ impl TextGenerator for FakeGenerator {
                     queued,
                     prefill: Duration::ZERO,
                     decode: Duration::ZERO,
+                    reused_tokens: 0,
                 });
             }
             let started = Instant::now();
@@ -155,6 +156,7 @@ impl TextGenerator for FakeGenerator {
                 queued,
                 prefill: Duration::ZERO,
                 decode: started.elapsed(),
+                reused_tokens: 0,
             })
         })
     }
@@ -210,6 +212,7 @@ impl TextGenerator for ScriptedGenerator {
                 queued: Duration::ZERO,
                 prefill: Duration::ZERO,
                 decode: Duration::from_millis(1),
+                reused_tokens: 0,
             })
         })
     }

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -16,16 +16,10 @@ use tokenizers::Tokenizer;
 
 use super::architecture::{self, ModelWeights};
 use super::chat_template::{ChatMessage, ChatTemplate};
-use super::sampling::Sampler;
-use super::{EngineError, FinishReason, Generation, GenerationRequest, tokenizer};
+use super::decoder::Step;
+use super::sequence::Sequence;
+use super::{EngineError, Generation, GenerationRequest, tokenizer};
 use crate::config::{LoadOptions, SamplingConfig};
-
-/// Prompt tokens per forward pass during prefill: large enough to batch well, small enough that
-/// the deadline and cancellation are checked every fraction of a second.
-const PREFILL_CHUNK: usize = 128;
-
-/// Tokens at the start of an over-long prompt that are always kept (the system message).
-const PROMPT_HEAD_KEEP: usize = 96;
 
 /// Names of end-of-turn tokens across families; whichever exist in the vocabulary stop decoding.
 const END_OF_TURN_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "</s>"];
@@ -102,7 +96,7 @@ impl PromptEncoder {
         Ok(ids)
     }
 
-    fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
+    pub(crate) fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
         self.tokenizer.decode(ids, true).map_err(|e| EngineError::Tokenizer(e.to_string()))
     }
 
@@ -136,7 +130,16 @@ pub struct GgufModel {
     architecture: String,
     parameters: u64,
     device: Device,
+    /// What each KV cache slot holds (the tokens fed to it), so that a new sequence can start
+    /// after the prefix it shares with the last one there: the calls for one brief repeat the
+    /// system prompt and the brief.
+    slot_tokens: Vec<Vec<u32>>,
+    /// Bytes the KV caches of the sequences run together may take (`--kv-cache-mb`).
+    kv_cache_bytes: usize,
 }
+
+/// The KV cache budget until one is set: enough for a few long requests of a small model.
+const DEFAULT_KV_CACHE_BYTES: usize = 1 << 30;
 
 fn load_error(path: &Path, reason: impl ToString) -> EngineError {
     EngineError::Load { path: path.display().to_string(), reason: reason.to_string() }
@@ -200,6 +203,8 @@ impl GgufModel {
             architecture,
             parameters,
             device: device.clone(),
+            slot_tokens: vec![Vec::new()],
+            kv_cache_bytes: DEFAULT_KV_CACHE_BYTES,
         })
     }
 
@@ -222,18 +227,125 @@ impl GgufModel {
         &self.encoder
     }
 
-    /// One forward pass over `tokens` at `position` (0 starts a new sequence): the logits of
-    /// the last token, over the vocabulary.
+    /// One forward pass over `tokens` at `position` in slot 0 (0 starts a new sequence): the
+    /// logits of the last token, over the vocabulary.
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor, EngineError> {
         if position == 0 {
             self.weights.start_sequence(tokens.len())?;
         }
-        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        Ok(self.weights.forward(&input, position)?)
+        let mut logits = self.weights.forward_batch(&[Step { slot: 0, tokens, position }], &self.device)?;
+        let slot = &mut self.slot_tokens[0];
+        slot.truncate(position);
+        slot.extend_from_slice(tokens);
+        Ok(logits.pop().expect("one step, one result"))
+    }
+
+    /// How many sequences one forward pass may carry (see [`GgufModel::set_slots`]).
+    pub fn slots(&self) -> usize {
+        self.slot_tokens.len()
+    }
+
+    /// Ask for KV caches for `slots` sequences at once; returns how many the model holds (one
+    /// for the families candle-transformers runs).
+    pub fn set_slots(&mut self, slots: usize) -> usize {
+        let held = self.weights.set_slots(slots);
+        self.slot_tokens.resize_with(held, Vec::new);
+        held
+    }
+
+    /// Bytes of KV cache one position of one sequence takes.
+    pub fn kv_bytes_per_position(&self) -> usize {
+        self.weights.kv_bytes_per_position()
+    }
+
+    /// The memory the KV caches of the sequences run together may take.
+    pub fn kv_cache_bytes(&self) -> usize {
+        self.kv_cache_bytes
+    }
+
+    pub fn set_kv_cache_budget(&mut self, bytes: usize) {
+        self.kv_cache_bytes = bytes;
+    }
+
+    /// Forget which prefixes the caches hold, so that the next sequences compute their whole
+    /// prompt (warm-up and benchmarks measure prefill with it).
+    pub fn forget_prefixes(&mut self) {
+        self.slot_tokens.iter_mut().for_each(Vec::clear);
+    }
+
+    /// Of the `free` slots, the one whose cache shares the longest prefix with `prompt`.
+    pub(crate) fn best_slot(&self, free: impl IntoIterator<Item = usize>, prompt: &[u32]) -> Option<usize> {
+        free.into_iter().max_by_key(|&slot| (shared_prefix(&self.slot_tokens[slot], prompt), std::cmp::Reverse(slot)))
+    }
+
+    /// A sequence for `prompt` under `request`, not yet begun.
+    pub(crate) fn sequence(
+        &self,
+        prompt: Vec<u32>,
+        request: &GenerationRequest,
+        sampling: &SamplingConfig,
+    ) -> Sequence {
+        Sequence::new(prompt, request, sampling, self.context_len, self.weights.supports_chunked_prefill())
+    }
+
+    /// Begin `sequence` in `slot`: it starts after the prefix the slot's cache shares with its
+    /// prompt (our decoder's caches only), and the cache is sized for it.
+    pub(crate) fn begin(&mut self, slot: usize, sequence: &mut Sequence) -> Result<(), EngineError> {
+        if matches!(self.weights, ModelWeights::Decoder(_)) {
+            sequence.reuse_prefix(shared_prefix(&self.slot_tokens[slot], sequence.prompt()));
+        }
+        self.weights.start_slot(slot, sequence.position(), sequence.positions_needed())?;
+        self.slot_tokens[slot].truncate(sequence.position());
+        Ok(())
+    }
+
+    /// One forward pass for every sequence of `batch` (each in its own slot) that is not done:
+    /// a decode token each, and prompt chunks of at most `prefill_budget` tokens in all (a
+    /// sequence whose prompt does not fit waits for a later pass; the first always gets one).
+    /// A sequence that reaches its deadline before its pass is done without one.
+    pub(crate) fn step(
+        &mut self,
+        batch: &mut [(usize, &mut Sequence)],
+        prefill_budget: usize,
+    ) -> Result<(), EngineError> {
+        let mut budget = prefill_budget.max(1);
+        let mut inputs: Vec<(usize, usize, Vec<u32>)> = Vec::with_capacity(batch.len());
+        for (i, (_, sequence)) in batch.iter_mut().enumerate() {
+            let prefilling = sequence.is_prefilling();
+            if prefilling && budget == 0 {
+                continue;
+            }
+            let position = sequence.position();
+            if let Some(tokens) = sequence.next_input(budget) {
+                if prefilling {
+                    budget = budget.saturating_sub(tokens.len());
+                }
+                inputs.push((i, position, tokens));
+            }
+        }
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        let steps: Vec<Step> = inputs
+            .iter()
+            .map(|(i, position, tokens)| Step { slot: batch[*i].0, tokens, position: *position })
+            .collect();
+        let started = Instant::now();
+        let logits = self.weights.forward_batch(&steps, &self.device)?;
+        let took = started.elapsed();
+        metrics::histogram!("bidder_batch_sequences").record(steps.len() as f64);
+        for ((i, position, tokens), logits) in inputs.iter().zip(&logits) {
+            let (slot, sequence) = &mut batch[*i];
+            let cached = &mut self.slot_tokens[*slot];
+            cached.truncate(*position);
+            cached.extend_from_slice(tokens);
+            sequence.accept(tokens.len(), logits, took, &self.stop_tokens)?;
+        }
+        Ok(())
     }
 
     /// Run one request (its `prompt` already encoded) to completion, to the deadline, or until
-    /// `cancelled()` says the caller is gone.
+    /// `cancelled()` says the caller is gone, in slot 0.
     pub fn generate(
         &mut self,
         prompt: Vec<u32>,
@@ -241,108 +353,35 @@ impl GgufModel {
         sampling: &SamplingConfig,
         cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Result<Generation, EngineError> {
-        if !self.device.is_cpu() {
-            return self.generate_here(prompt, request, sampling, cancelled);
-        }
-        // On CPU every matmul is split over rayon's pool, a few hundred times per token. Run
-        // from outside the pool, each split wakes a worker and puts this thread to sleep until
-        // the workers finish; run on a pool thread, this thread does its share and at most one
-        // other is woken. That difference was a third of a SmolLM2 decode step.
-        rayon::scope(|_| self.generate_here(prompt, request, sampling, cancelled))
-    }
-
-    fn generate_here(
-        &mut self,
-        mut prompt: Vec<u32>,
-        request: &GenerationRequest,
-        sampling: &SamplingConfig,
-        cancelled: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Generation, EngineError> {
-        let started = Instant::now();
-        let min_new = request.min_new_tokens.min(request.max_new_tokens);
-        // Room for the answer comes first: a prompt that leaves too little is cut in the
-        // middle (the system message at the head and the instructions at the tail survive).
-        let reserve = request.max_new_tokens.min(self.context_len / 2).max(min_new).max(1);
-        let max_prompt = self.context_len.saturating_sub(reserve);
-        if prompt.len() > max_prompt {
-            tracing::warn!(
-                prompt_tokens = prompt.len(),
-                max_prompt,
-                "prompt too long for the context; cutting its middle"
-            );
-            let tail = max_prompt - PROMPT_HEAD_KEEP.min(max_prompt);
-            let cut_from = PROMPT_HEAD_KEEP.min(max_prompt);
-            prompt.drain(cut_from..prompt.len() - tail);
-        }
-        let input_tokens = prompt.len();
-        self.weights.start_sequence((input_tokens + request.max_new_tokens).min(self.context_len))?;
-
-        // Each forward pass is checked against the deadline before it starts, using the time
-        // the previous pass took per token, so the answer is ready before the deadline rather
-        // than one pass after it.
-        let mut position = 0;
-        let mut logits = None;
-        let mut seconds_per_prompt_token = 0.0;
-        let chunk_len = if self.weights.supports_chunked_prefill() { PREFILL_CHUNK } else { prompt.len().max(1) };
-        for chunk in prompt.chunks(chunk_len) {
-            if cancelled() {
-                return Err(EngineError::Cancelled);
-            }
-            let projected = Duration::from_secs_f64(seconds_per_prompt_token * chunk.len() as f64);
-            if Instant::now() + projected >= request.deadline {
-                break;
-            }
-            let pass_started = Instant::now();
-            logits = Some(self.forward(chunk, position)?);
-            seconds_per_prompt_token = pass_started.elapsed().as_secs_f64() / chunk.len() as f64;
-            position += chunk.len();
-        }
-        let prefill = started.elapsed();
-        let decode_started = Instant::now();
-        let mut generated: Vec<u32> = Vec::new();
-        let finish = match logits {
-            // The deadline passed before the prompt was even read.
-            _ if position < prompt.len() => FinishReason::Deadline,
-            None => FinishReason::Length,
-            Some(mut logits) => {
-                let mut sampler = Sampler::new(sampling, request.seed, request.repetition);
-                let mut context = prompt.clone();
-                let mut last_step = Duration::ZERO;
-                loop {
-                    let suppressed = if generated.len() < min_new { self.stop_tokens.as_slice() } else { &[] };
-                    let token = sampler.next_token(&logits, &context, &generated, suppressed)?;
-                    if self.stop_tokens.contains(&token) {
-                        break FinishReason::Eos;
-                    }
-                    generated.push(token);
-                    context.push(token);
-                    if generated.len() >= request.max_new_tokens || position + 1 >= self.context_len {
-                        break FinishReason::Length;
-                    }
-                    if Instant::now() + last_step >= request.deadline {
-                        break FinishReason::Deadline;
-                    }
-                    if cancelled() {
-                        return Err(EngineError::Cancelled);
-                    }
-                    let step_started = Instant::now();
-                    logits = self.forward(&[token], position)?;
-                    last_step = step_started.elapsed();
-                    position += 1;
+        self.run_on_pool(|model| {
+            let mut sequence = model.sequence(prompt, request, sampling);
+            model.begin(0, &mut sequence)?;
+            while !sequence.is_done() {
+                if cancelled() {
+                    return Err(EngineError::Cancelled);
                 }
+                model.step(&mut [(0, &mut sequence)], usize::MAX)?;
             }
-        };
-        let text = self.encoder.decode(&generated)?;
-        Ok(Generation {
-            text,
-            input_tokens,
-            output_tokens: generated.len(),
-            finish,
-            queued: Default::default(),
-            prefill,
-            decode: decode_started.elapsed(),
+            sequence.finish(&model.encoder)
         })
     }
+
+    /// Run `work` where the forward passes are fastest. On CPU every matmul is split over
+    /// rayon's pool, a few hundred times per token. Run from outside the pool, each split wakes
+    /// a worker and puts this thread to sleep until the workers finish; run on a pool thread,
+    /// this thread does its share and at most one other is woken. That difference was a third
+    /// of a SmolLM2 decode step.
+    pub(crate) fn run_on_pool<T: Send>(&mut self, work: impl FnOnce(&mut Self) -> T + Send) -> T {
+        if !self.device.is_cpu() {
+            return work(self);
+        }
+        rayon::scope(|_| work(self))
+    }
+}
+
+/// How many leading tokens `a` and `b` share.
+fn shared_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 #[cfg(test)]

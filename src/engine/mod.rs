@@ -14,6 +14,7 @@ mod decoder;
 pub mod fake;
 mod gguf;
 mod sampling;
+mod sequence;
 pub mod tokenizer;
 pub mod worker;
 
@@ -135,6 +136,9 @@ impl FinishReason {
 pub struct Generation {
     pub text: String,
     pub input_tokens: usize,
+    /// Of `input_tokens`, those whose keys and values were taken from the cache (a prefix
+    /// shared with the call before) instead of computed.
+    pub reused_tokens: usize,
     pub output_tokens: usize,
     pub finish: FinishReason,
     /// Time the job waited for the worker.
@@ -226,5 +230,10 @@ pub trait TextGenerator: Send + Sync + 'static {
     fn model_name(&self) -> &str;
     /// How the strategies may use this model.
     fn capability(&self) -> Capability;
+    /// How many generations run at once (decoded together, each at little more than the cost
+    /// of one): strategies ask for candidates or independent parts this many at a time.
+    fn concurrency(&self) -> usize {
+        1
+    }
     fn generate(&self, request: GenerationRequest) -> GenerationFuture;
 }

@@ -113,6 +113,7 @@ impl<'a> Writer<'a> {
             queued: Duration::ZERO,
             prefill: Duration::ZERO,
             decode: Duration::ZERO,
+            reused_tokens: 0,
         };
         Self { generator, deadline, seed, usage, calls: 0 }
     }
@@ -120,6 +121,12 @@ impl<'a> Writer<'a> {
     /// How far the model behind this writer can be trusted (see [`Capability`]).
     pub fn capability(&self) -> Capability {
         self.generator.capability()
+    }
+
+    /// How many calls the engine runs at once (see [`TextGenerator::concurrency`]): what
+    /// [`ask_many`](Self::ask_many) gets for about the price of one.
+    pub fn concurrency(&self) -> usize {
+        self.generator.concurrency().max(1)
     }
 
     pub fn time_left(&self) -> Duration {
@@ -135,13 +142,49 @@ impl<'a> Writer<'a> {
     /// away (the parts written so far still make a draft). The first call's rejection is the
     /// request's: nothing has been written yet.
     pub async fn ask(&mut self, ask: &Ask) -> Result<Option<Reply>, EngineError> {
-        if !self.has_time() {
-            return Ok(None);
+        let mut replies = self.ask_many(std::slice::from_ref(ask)).await?;
+        Ok(replies.pop().flatten())
+    }
+
+    /// Ask the model several independent things at once (parts that do not depend on each
+    /// other, candidates for one part): the engine decodes them together, one pass over the
+    /// weights for all, so they cost little more than the longest of them. Each may use its
+    /// [`Ask::share`] of the time left now. One reply per ask, `None` where there was no time
+    /// or the engine turned a later call away; a rejection of the first calls of all is the
+    /// request's.
+    pub async fn ask_many(&mut self, asks: &[Ask]) -> Result<Vec<Option<Reply>>, EngineError> {
+        if !self.has_time() || asks.is_empty() {
+            return Ok(vec![None; asks.len()]);
         }
         let left = self.time_left();
+        let first_calls = self.calls == 0;
+        let requests: Vec<GenerationRequest> = asks.iter().map(|ask| self.request(ask, left, first_calls)).collect();
+        let generations =
+            futures_util::future::join_all(requests.into_iter().map(|request| self.generator.generate(request))).await;
+        let mut replies = Vec::with_capacity(asks.len());
+        for (ask, generation) in asks.iter().zip(generations) {
+            let generation = match generation {
+                Ok(generation) => generation,
+                Err(EngineError::Overloaded { .. }) if !first_calls => {
+                    replies.push(None);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            self.add_usage(&generation);
+            let text = format!("{}{}", ask.prefix, super::clean::strip_template_tokens(&generation.text));
+            // Buyer content: debug level only.
+            tracing::debug!(prompt = %ask.user, reply = %text, finish = generation.finish.as_str(), "model call");
+            replies.push(Some(Reply { text, finish: generation.finish }));
+        }
+        Ok(replies)
+    }
+
+    /// The engine request for `ask`, with `left` of the writer's time when it was made.
+    fn request(&mut self, ask: &Ask, left: Duration, first_calls: bool) -> GenerationRequest {
         // The first call may use all the time (its token limit bounds it anyway): admission
         // judges the request by it, and a share of a short budget would be turned away.
-        let share = if self.calls == 0 { 1.0 } else { ask.share };
+        let share = if first_calls { 1.0 } else { ask.share };
         let deadline = Instant::now() + left.mul_f64(share).max(MIN_CALL_TIME.min(left));
         let mut messages = Vec::new();
         if !ask.system.is_empty() {
@@ -151,7 +194,7 @@ impl<'a> Writer<'a> {
         // Each call samples differently, yet the same brief replays the same calls.
         let seed = self.seed.wrapping_add(self.calls.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         self.calls += 1;
-        let request = GenerationRequest {
+        GenerationRequest {
             messages,
             max_new_tokens: ask.max_tokens,
             min_new_tokens: ask.min_tokens,
@@ -162,14 +205,13 @@ impl<'a> Writer<'a> {
                 true => Repetition::Allowed,
                 false => Repetition::Controlled,
             },
-        };
-        let generation = match self.generator.generate(request).await {
-            Ok(generation) => generation,
-            Err(EngineError::Overloaded { .. }) if self.calls > 1 => return Ok(None),
-            Err(err) => return Err(err),
-        };
+        }
+    }
+
+    fn add_usage(&mut self, generation: &Generation) {
         let usage = &mut self.usage;
         usage.input_tokens += generation.input_tokens;
+        usage.reused_tokens += generation.reused_tokens;
         usage.output_tokens += generation.output_tokens;
         usage.queued += generation.queued;
         usage.prefill += generation.prefill;
@@ -177,10 +219,6 @@ impl<'a> Writer<'a> {
         if generation.finish == FinishReason::Deadline {
             usage.finish = FinishReason::Deadline;
         }
-        let text = format!("{}{}", ask.prefix, super::clean::strip_template_tokens(&generation.text));
-        // Buyer content: debug level only.
-        tracing::debug!(prompt = %ask.user, reply = %text, finish = generation.finish.as_str(), "model call");
-        Ok(Some(Reply { text, finish: generation.finish }))
     }
 
     /// Ask until `accept` takes an answer or `attempts` run out, naming each rejection in the

@@ -25,25 +25,45 @@ pub async fn fit_posts(
     writer: &mut Writer<'_>,
 ) -> Result<(String, Vec<Check>), EngineError> {
     let specs = post_specs(brief, requirements);
-    let mut sections = Vec::new();
-    let mut checks = Vec::new();
-    for spec in &specs {
-        let mut post = post_in(draft, &spec.platform);
-        let mut found = post_checks(spec, &post);
-        for _ in 0..ROUNDS {
-            let failed: Vec<String> = found.iter().filter(|c| !c.passed).map(|c| c.detail.clone()).collect();
-            if failed.is_empty() || !writer.has_time() {
-                break;
-            }
-            let Some(reply) = writer.ask(&rewrite_ask(brief, spec, &post, &failed)).await? else { break };
-            let candidate = plain_post(&clean::clean_output(&reply.text, false));
-            let candidate_checks = post_checks(spec, &candidate);
-            let failures = |c: &[Check]| c.iter().filter(|c| !c.passed).count();
-            if failures(&candidate_checks) < failures(&found) {
-                post = candidate;
-                found = candidate_checks;
+    let mut posts: Vec<(String, Vec<Check>)> = specs
+        .iter()
+        .map(|spec| {
+            let post = post_in(draft, &spec.platform);
+            let found = post_checks(spec, &post);
+            (post, found)
+        })
+        .collect();
+    let failures = |checks: &[Check]| checks.iter().filter(|c| !c.passed).count();
+    for _ in 0..ROUNDS {
+        // Every post that breaks its rules is written again, as many at once as the engine
+        // decodes together: the posts do not depend on each other.
+        let failing: Vec<usize> = (0..posts.len()).filter(|&i| failures(&posts[i].1) > 0).collect();
+        if failing.is_empty() || !writer.has_time() {
+            break;
+        }
+        for group in failing.chunks(writer.concurrency()) {
+            let asks: Vec<Ask> = group
+                .iter()
+                .map(|&i| {
+                    let failed: Vec<String> =
+                        posts[i].1.iter().filter(|c| !c.passed).map(|c| c.detail.clone()).collect();
+                    rewrite_ask(brief, &specs[i], &posts[i].0, &failed)
+                })
+                .collect();
+            let replies = writer.ask_many(&asks).await?;
+            for (&i, reply) in group.iter().zip(replies) {
+                let Some(reply) = reply else { continue };
+                let candidate = plain_post(&clean::clean_output(&reply.text, false));
+                let candidate_checks = post_checks(&specs[i], &candidate);
+                if failures(&candidate_checks) < failures(&posts[i].1) {
+                    posts[i] = (candidate, candidate_checks);
+                }
             }
         }
+    }
+    let mut sections = Vec::new();
+    let mut checks = Vec::new();
+    for (spec, (post, found)) in specs.iter().zip(posts) {
         if !post.is_empty() {
             sections.push(format!("## {}\n\n{post}", spec.platform));
         }

@@ -137,6 +137,7 @@ mod tests {
                     queued: Duration::ZERO,
                     prefill: Duration::ZERO,
                     decode: Duration::ZERO,
+                    reused_tokens: 0,
                 })
             })
         }

@@ -64,22 +64,36 @@ impl<'w, 'a> Translator<'w, 'a> {
                 *best = Some(judged);
             }
         };
-        for attempt in 0..self.attempts.whole {
+        // Whole-sentence candidates, as many at once as the engine decodes together (for about
+        // the price of one), round after round while one is still owed and time allows.
+        let mut attempt = 0;
+        while attempt < self.attempts.whole {
             if attempt > 0 && !self.can_afford_another(sentences_after) {
                 break;
             }
             let ask = self.ask(sentence, &facts, sentences_after);
-            let Some((mut text, finish)) = self.call(&ask).await? else { break };
-            if finish != FinishReason::Eos && !text.trim().contains('\n') && !ends_a_sentence(&text) {
-                let stopwords = self.languages.target.map_or(&[][..], |t| t.profile().stopwords);
-                text = end_at_whole_word(&text, stopwords, false);
+            let together = (self.attempts.whole - attempt).min(self.writer.concurrency());
+            let replies = self.call_many(&ask, together).await?;
+            if replies.iter().all(Option::is_none) {
+                break;
             }
-            let judged = judge(&self.languages, sentence, &facts, &tidy(&text, sentence, &self.labels()));
-            let passed = judged.failures.is_empty();
-            keep(&mut best, judged);
+            attempt += together;
+            let mut passed = false;
+            for (mut text, finish) in replies.into_iter().flatten() {
+                if finish != FinishReason::Eos && !text.trim().contains('\n') && !ends_a_sentence(&text) {
+                    let stopwords = self.languages.target.map_or(&[][..], |t| t.profile().stopwords);
+                    text = end_at_whole_word(&text, stopwords, false);
+                }
+                let judged = judge(&self.languages, sentence, &facts, &tidy(&text, sentence, &self.labels()));
+                passed |= judged.failures.is_empty();
+                keep(&mut best, judged);
+            }
             if passed {
-                return Ok(best.map(|b| b.text));
+                break;
             }
+        }
+        if best.as_ref().is_some_and(|b| b.failures.is_empty()) {
+            return Ok(best.map(|b| b.text));
         }
         if best.as_ref().is_none_or(|b| b.lost_facts) && !facts.is_empty() {
             for _ in 0..self.attempts.anchored {
@@ -116,11 +130,20 @@ impl<'w, 'a> Translator<'w, 'a> {
 
     /// Ask, timing the call. The reply's text without the prefix, and how generation ended.
     async fn call(&mut self, ask: &Ask) -> Result<Option<(String, FinishReason)>, EngineError> {
+        Ok(self.call_many(ask, 1).await?.pop().flatten())
+    }
+
+    /// Ask the same `times` at once (each call samples differently), timed as one call: the
+    /// engine decodes them together.
+    async fn call_many(&mut self, ask: &Ask, times: usize) -> Result<Vec<Option<(String, FinishReason)>>, EngineError> {
         let started = Instant::now();
-        let reply = self.writer.ask(ask).await?;
+        let replies = self.writer.ask_many(&vec![ask.clone(); times.max(1)]).await?;
         self.spent += started.elapsed();
         self.calls += 1;
-        Ok(reply.map(|r| (r.text.strip_prefix(&ask.prefix).unwrap_or(&r.text).to_string(), r.finish)))
+        let strip = |r: crate::strategy::compose::Reply| {
+            (r.text.strip_prefix(&ask.prefix).unwrap_or(&r.text).to_string(), r.finish)
+        };
+        Ok(replies.into_iter().map(|reply| reply.map(strip)).collect())
     }
 
     /// The prompt for one sentence: example pairs when translating from English into a
