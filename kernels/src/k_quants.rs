@@ -256,16 +256,76 @@ fn q6_quant(block: &BlockQ6K, i: usize) -> u8 {
     low | high << 4
 }
 
+/// 256 activations (one block of a token's row) to `i8` with one scale, rounding to the
+/// nearest (ties to even, as ggml does), and the sums of each 16. Every matmul quantises each
+/// token's row once, so on AVX2 this is vectorised: a scalar loop cost a batched decode step
+/// of four tokens several milliseconds on Qwen2.5-1.5B. Both ways give the same bytes.
 pub(crate) fn quantize(values: &[f32]) -> ActivationBlock {
-    let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
-    let d = amax / 127.0;
-    let inverse = if d == 0.0 { 0.0 } else { 1.0 / d };
-    let mut block = ActivationBlock { qs: [0; QK], sums: [0; QK / 16], d };
-    for (i, v) in values.iter().enumerate() {
-        block.qs[i] = (v * inverse).round() as i8;
-        block.sums[i / 16] += block.qs[i] as i16;
+    assert_eq!(values.len(), QK, "one block of activations");
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { quantize_avx2(values) };
     }
+    quantize_portable(values)
+}
+
+fn quantize_portable(values: &[f32]) -> ActivationBlock {
+    let amax = values.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let (d, inverse) = scale_of(amax);
+    let mut block = ActivationBlock { qs: [0; QK], sums: [0; QK / 16], d };
+    for (q, v) in block.qs.iter_mut().zip(values) {
+        *q = (v * inverse).round_ties_even() as i8;
+    }
+    add_sums(&mut block);
     block
+}
+
+/// The block's scale and its inverse for the largest magnitude `amax`.
+fn scale_of(amax: f32) -> (f32, f32) {
+    let d = amax / 127.0;
+    (d, if d == 0.0 { 0.0 } else { 1.0 / d })
+}
+
+fn add_sums(block: &mut ActivationBlock) {
+    for (sum, sixteen) in block.sums.iter_mut().zip(block.qs.chunks_exact(16)) {
+        *sum = sixteen.iter().map(|&q| q as i16).sum();
+    }
+}
+
+/// # Safety
+/// Only where the CPU has AVX2; `values` holds `QK` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_avx2(values: &[f32]) -> ActivationBlock {
+    use std::arch::x86_64::*;
+    // SAFETY (the loads and stores): `values` holds QK floats (asserted by the caller), `qs`
+    // QK bytes; every access is an unaligned one inside them.
+    unsafe {
+        let magnitude = _mm256_set1_ps(f32::from_bits(0x7FFF_FFFF));
+        let mut largest = _mm256_setzero_ps();
+        for eight in values.chunks_exact(8) {
+            largest = _mm256_max_ps(largest, _mm256_and_ps(_mm256_loadu_ps(eight.as_ptr()), magnitude));
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), largest);
+        let (d, inverse) = scale_of(lanes.iter().fold(0f32, |a, &v| a.max(v)));
+        let mut block = ActivationBlock { qs: [0; QK], sums: [0; QK / 16], d };
+        let inverse = _mm256_set1_ps(inverse);
+        // The packs interleave the 128-bit halves; this puts the 32 bytes back in order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (thirty_two, out) in values.chunks_exact(32).zip(block.qs.chunks_exact_mut(32)) {
+            // Round to nearest, ties to even (the default rounding mode).
+            let ints: [__m256i; 4] = std::array::from_fn(|i| {
+                _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(thirty_two.as_ptr().add(8 * i)), inverse))
+            });
+            let words = [_mm256_packs_epi32(ints[0], ints[1]), _mm256_packs_epi32(ints[2], ints[3])];
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words[0], words[1]), order);
+            _mm256_storeu_si256(out.as_mut_ptr().cast(), bytes);
+        }
+        add_sums(&mut block);
+        block
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -446,6 +506,21 @@ mod tests {
                     "{dtype:?} at {tier} {rows}×{cols} m={m}: error {error} vs candle's {candle_error}, outputs ~{scale}"
                 );
             }
+        }
+    }
+
+    /// The vectorised quantisation gives the portable loop's bytes, ties and extremes included.
+    #[test]
+    fn both_quantisations_agree() {
+        let mut values: Vec<f32> = (0..QK).map(|i| ((i * 7919) % 509) as f32 / 4.0 - 63.0).collect();
+        // The largest magnitude 127 makes the scale exactly 1, so these are exact ties.
+        values[..5].copy_from_slice(&[-127.0, 2.5, -3.5, 0.5, -0.5]);
+        let portable = quantize_portable(&values);
+        assert_eq!(portable.qs[..5], [-127, 2, -4, 0, 0], "ties go to even, as in ggml");
+        for block in [values.clone(), vec![0.0; QK], values.iter().map(|v| v * 1e-30).collect()] {
+            let portable = quantize_portable(&block);
+            let fast = quantize(&block);
+            assert_eq!((portable.qs, portable.sums, portable.d), (fast.qs, fast.sums, fast.d));
         }
     }
 }
