@@ -75,7 +75,9 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
                     _mm256_storeu_si256(words.as_mut_ptr().cast(), _mm256_packs_epi32(by_32, by_32));
                 }
             }
-            let mut integer = [_mm512_setzero_si512(); T];
+            // Per token: Σ sc Σ q x of the block so far, and (`Q6_K`) Σ sc Σx.
+            let mut scaled = [_mm512_setzero_ps(); T];
+            let mut offsets = [_mm512_setzero_si512(); T];
             for n in 0..CHUNKS {
                 let chunk = at * CHUNKS + n;
                 if stream {
@@ -120,10 +122,14 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
                         }
                     }
                 }
+                // The rows' scales as floats: a chunk's integer dot product is scaled in float
+                // (a conversion and a fused multiply-add, which share two ports) rather than by
+                // `vpmulld` (two micro-ops on the port every `vpdpbusd` needs).
                 let scales: [__m512i; 2] = match BITS {
                     6 => std::array::from_fn(|e| widened::<true>(matrix.scales.get_unchecked(at * 16 + 2 * n + e))),
                     _ => [widened::<false>(matrix.scales.get_unchecked(at * 8 + n)); 2],
                 };
+                let float_scales = scales.map(|s| _mm512_cvtepi32_ps(s));
                 for t in 0..T {
                     let a = activations[t].get_unchecked(b);
                     // Two chains of four, so that a token's products do not wait on each other.
@@ -133,28 +139,27 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
                         })
                     };
                     let (first, second) = (dot(0), dot(4));
-                    integer[t] = match BITS {
-                        6 => _mm512_add_epi32(
-                            integer[t],
-                            _mm512_add_epi32(
-                                _mm512_mullo_epi32(first, scales[0]),
-                                _mm512_mullo_epi32(second, scales[1]),
-                            ),
+                    scaled[t] = match BITS {
+                        6 => _mm512_fmadd_ps(
+                            _mm512_cvtepi32_ps(second),
+                            float_scales[1],
+                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(first), float_scales[0], scaled[t]),
                         ),
-                        _ => {
-                            _mm512_add_epi32(integer[t], _mm512_mullo_epi32(_mm512_add_epi32(first, second), scales[0]))
-                        }
+                        _ => _mm512_fmadd_ps(
+                            _mm512_cvtepi32_ps(_mm512_add_epi32(first, second)),
+                            float_scales[0],
+                            scaled[t],
+                        ),
                     };
                 }
                 if BITS == 6 {
                     // Σ sc (q − 32) x = Σ sc q x − 32 Σ sc Σx: the chunk's two scales as i16
-                    // pairs against the two sums of 16 activations.
+                    // pairs against the two sums of 16 activations, times 32 at the block's end.
                     let scale = _mm512_mask_blend_epi16(0xAAAA_AAAA, scales[0], _mm512_slli_epi32::<16>(scales[1]));
                     for t in 0..T {
                         let sums = activations[t].get_unchecked(b).sums.as_ptr().add(2 * n);
                         let sums = _mm512_set1_epi32(sums.cast::<i32>().read_unaligned());
-                        let offset = _mm512_slli_epi32::<5>(_mm512_madd_epi16(scale, sums));
-                        integer[t] = _mm512_sub_epi32(integer[t], offset);
+                        offsets[t] = _mm512_add_epi32(offsets[t], _mm512_madd_epi16(scale, sums));
                     }
                 }
             }
@@ -162,8 +167,9 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
             if BITS == 6 {
                 for t in 0..T {
                     let a_d = _mm512_set1_ps(activations[t].get_unchecked(b).d);
-                    let scaled = _mm512_mul_ps(d, _mm512_cvtepi32_ps(integer[t]));
-                    acc[t] = _mm512_fmadd_ps(scaled, a_d, acc[t]);
+                    let offset = _mm512_cvtepi32_ps(_mm512_slli_epi32::<5>(offsets[t]));
+                    let block = _mm512_mul_ps(d, _mm512_sub_ps(scaled[t], offset));
+                    acc[t] = _mm512_fmadd_ps(block, a_d, acc[t]);
                 }
             } else {
                 let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(matrix.dmin.get_unchecked(at).as_ptr().cast()));
@@ -176,7 +182,7 @@ pub(super) unsafe fn tile<const BITS: u8, const T: usize>(
                     offset = _mm512_add_epi32(offset, _mm512_madd_epi16(mins[1], _mm512_set1_epi32(words[1])));
                     offset = _mm512_add_epi32(offset, _mm512_madd_epi16(mins[2], _mm512_set1_epi32(words[4])));
                     offset = _mm512_add_epi32(offset, _mm512_madd_epi16(mins[3], _mm512_set1_epi32(words[5])));
-                    let scaled = _mm512_mul_ps(d, _mm512_cvtepi32_ps(integer[t]));
+                    let scaled = _mm512_mul_ps(d, scaled[t]);
                     let scaled = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(offset), scaled);
                     let a_d = _mm512_set1_ps(activations[t].get_unchecked(b).d);
                     acc[t] = _mm512_fmadd_ps(scaled, a_d, acc[t]);
