@@ -302,13 +302,18 @@ impl Decoder {
             x = (x + layer.down.forward(&activated)?)?;
         }
         // Only each sequence's last position reaches the output projection, all in one matmul.
-        let mut end = 0;
-        let mut last = Vec::with_capacity(steps.len());
-        for step in steps {
-            end += step.tokens.len();
-            last.push(x.i((.., end - 1..end, ..))?);
-        }
-        let last = Tensor::cat(&last, 1)?.contiguous()?;
+        let last = match total == steps.len() {
+            true => x,
+            false => {
+                let mut end = 0;
+                let mut last = Vec::with_capacity(steps.len());
+                for step in steps {
+                    end += step.tokens.len();
+                    last.push(x.i((.., end - 1..end, ..))?);
+                }
+                Tensor::cat(&last, 1)?.contiguous()?
+            }
+        };
         let normed = candle_nn::ops::rms_norm(&last, &self.norm, self.rms_eps)?;
         let logits = self.output.forward(&normed)?.squeeze(0)?;
         (0..steps.len()).map(|i| logits.get(i)).collect()
@@ -320,6 +325,10 @@ impl Decoder {
         let shape = Heads { heads: self.heads, kv_heads: self.kv_heads, head_dim: self.head_dim };
         let weights = &self.layers[layer];
         let (q, k, v) = (weights.q.forward(x)?, weights.k.forward(x)?, weights.v.forward(x)?);
+        if self.device.is_cpu() && steps.iter().all(|step| step.tokens.len() == 1) {
+            let attended = self.decode_attention(layer, steps, shape, &q, &k, &v)?;
+            return self.layers[layer].output.forward(&attended);
+        }
         // Each sequence's new keys and values into its cache, and its queries rotated.
         let mut queries = Vec::with_capacity(steps.len());
         let mut start = 0;
@@ -343,6 +352,42 @@ impl Decoder {
             .collect::<Result<Vec<_>>>()?;
         let attended = Tensor::cat(&attended, 1)?;
         self.layers[layer].output.forward(&attended)
+    }
+}
+
+impl Decoder {
+    /// A pass of decode steps only, on CPU (the steady state of a batch): one token a sequence,
+    /// so each row's heads are already laid out as its cache wants them, all rows are rotated
+    /// in one operation, and each sequence's attention reads its queries and cache in place. A
+    /// handful of tensor operations a layer instead of a dozen a sequence. `q`, `k`, `v`:
+    /// `[1, rows, heads * head_dim]` (and `kv_heads`); returns `[1, rows, heads * head_dim]`.
+    fn decode_attention(
+        &mut self,
+        layer: usize,
+        steps: &[Step],
+        shape: Heads,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<Tensor> {
+        let Heads { heads, kv_heads, head_dim } = shape;
+        let rows = steps.len();
+        let positions: Vec<u32> = steps.iter().map(|step| step.position as u32).collect();
+        let q = self.rope.apply_rows(&q.reshape((rows, heads, 1, head_dim))?, &positions)?;
+        let k = self.rope.apply_rows(&k.reshape((rows, kv_heads, 1, head_dim))?, &positions)?;
+        let v = v.reshape((rows, kv_heads, 1, head_dim))?;
+        for (i, step) in steps.iter().enumerate() {
+            self.slots[step.slot][layer].append(&k.narrow(0, i, 1)?, &v.narrow(0, i, 1)?)?;
+        }
+        let queries = q.flatten_all()?.to_vec1::<f32>()?;
+        let width = heads * head_dim;
+        let slots = &self.slots;
+        let attended = steps
+            .par_iter()
+            .zip(queries.par_chunks_exact(width))
+            .map(|(step, queries)| slots[step.slot][layer].decode_attention(shape, queries))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::from_vec(attended.concat(), (1, rows, width), &self.device)
     }
 }
 

@@ -36,10 +36,24 @@ impl Rope {
         let seq = x.dim(2)?;
         let cos = self.cos.narrow(0, position, seq)?;
         let sin = self.sin.narrow(0, position, seq)?;
+        self.rotate(x, &cos, &sin)
+    }
+
+    /// `x` is `[n, heads, 1, head_dim]`: one token of each of `n` sequences, token `i` at
+    /// `positions[i]` (a batch of decode steps, rotated in one operation).
+    pub(super) fn apply_rows(&self, x: &Tensor, positions: &[u32]) -> Result<Tensor> {
+        let rows = Tensor::from_slice(positions, positions.len(), x.device())?;
+        let half = self.cos.dim(1)?;
+        let cos = self.cos.index_select(&rows, 0)?.reshape((positions.len(), 1, half))?;
+        let sin = self.sin.index_select(&rows, 0)?.reshape((positions.len(), 1, half))?;
+        self.rotate(x, &cos, &sin)
+    }
+
+    fn rotate(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         if self.interleaved {
-            candle_nn::rotary_emb::rope_i(x, &cos, &sin)
+            candle_nn::rotary_emb::rope_i(x, cos, sin)
         } else {
-            candle_nn::rotary_emb::rope(x, &cos, &sin)
+            candle_nn::rotary_emb::rope(x, cos, sin)
         }
     }
 }
