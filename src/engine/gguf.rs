@@ -12,6 +12,7 @@ use std::time::Instant;
 use aho_corasick::{AhoCorasick, MatchKind};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 use tokenizers::Tokenizer;
 
 use super::architecture::{self, ModelWeights};
@@ -334,14 +335,25 @@ impl GgufModel {
         let logits = self.weights.forward_batch(&steps, &self.device)?;
         let took = started.elapsed();
         metrics::histogram!("bidder_batch_sequences").record(steps.len() as f64);
-        for ((i, position, tokens), logits) in inputs.iter().zip(&logits) {
-            let (slot, sequence) = &mut batch[*i];
-            let cached = &mut self.slot_tokens[*slot];
+        for (i, position, tokens) in &inputs {
+            let cached = &mut self.slot_tokens[batch[*i].0];
             cached.truncate(*position);
             cached.extend_from_slice(tokens);
-            sequence.accept(tokens.len(), logits, took, &self.stop_tokens)?;
         }
-        Ok(())
+        // Each sequence samples from its logits; with a temperature that is a softmax and a
+        // top-p cut over the whole vocabulary, so the sequences sample side by side.
+        let mut fed = inputs.iter().map(|(i, _, tokens)| (*i, tokens.len())).peekable();
+        let mut accepting = Vec::with_capacity(inputs.len());
+        for (i, (_, sequence)) in batch.iter_mut().enumerate() {
+            if let Some((_, count)) = fed.next_if(|(index, _)| *index == i) {
+                accepting.push((&mut **sequence, count));
+            }
+        }
+        let stop_tokens = &self.stop_tokens;
+        accepting
+            .into_par_iter()
+            .zip(logits.par_iter())
+            .try_for_each(|((sequence, count), logits)| sequence.accept(count, logits, took, stop_tokens))
     }
 
     /// Run one request (its `prompt` already encoded) to completion, to the deadline, or until
