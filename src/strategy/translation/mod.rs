@@ -43,15 +43,15 @@ pub async fn write(brief: &Brief, plan: &GenerationPlan, writer: &mut Writer<'_>
             _ => (line, Vec::new()),
         })
         .collect();
-    let mut sentences_after: usize = lines.iter().map(|(_, s)| s.len()).sum();
     let mut translator = Translator::new(writer, languages.clone(), plan.requirements.names.clone(), brief.phase);
+    let all: Vec<&str> = lines.iter().flat_map(|(_, sentences)| sentences.iter().map(String::as_str)).collect();
+    let mut translations = translator.sentences(&all).await?.into_iter();
     let mut complete = true;
     let mut translated_lines = Vec::new();
     for (markup, line_sentences) in &lines {
         let mut translated = Vec::new();
         for sentence in line_sentences {
-            sentences_after -= 1;
-            match translator.sentence(sentence, sentences_after).await? {
+            match translations.next().flatten() {
                 Some(text) => translated.push(text),
                 // Out of time: the sentence stays as it was, and the checks say so.
                 None => {

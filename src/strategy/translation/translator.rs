@@ -50,12 +50,48 @@ impl<'w, 'a> Translator<'w, 'a> {
         Self { writer, languages, known_names, attempts: Attempts::for_phase(phase), spent: Duration::ZERO, calls: 0 }
     }
 
-    /// The best translation of `sentence` that time allowed, if any call could be made.
-    /// `sentences_after` is how many still wait after this one.
-    pub(super) async fn sentence(
+    /// The best translation of each of `sentences` that time allowed (`None` where no call
+    /// could be made). The first candidates of as many sentences as the engine decodes together
+    /// are asked for at once (for about the price of one); a sentence whose candidate fails a
+    /// test then gets its further tries on its own.
+    pub(super) async fn sentences(&mut self, sentences: &[&str]) -> Result<Vec<Option<String>>, EngineError> {
+        let mut translated = Vec::with_capacity(sentences.len());
+        let mut done = 0;
+        for group in sentences.chunks(self.writer.concurrency().max(1)) {
+            let after_group = sentences.len() - done - group.len();
+            let firsts = match self.can_afford_another(after_group + group.len() - 1) {
+                true => {
+                    // Decoded together, the group's calls may take the time of its size in
+                    // sentences.
+                    let share = group.len() as f64 / (after_group + group.len()) as f64;
+                    let asks: Vec<Ask> = group
+                        .iter()
+                        .map(|sentence| {
+                            let facts = facts(sentence, &self.known_names);
+                            self.ask(sentence, &facts, 0).share(share.max(0.05))
+                        })
+                        .collect();
+                    self.call_asks(&asks).await?
+                }
+                false => vec![None; group.len()],
+            };
+            for (i, (sentence, first)) in group.iter().zip(firsts).enumerate() {
+                let sentences_after = after_group + group.len() - 1 - i;
+                translated.push(self.sentence(sentence, sentences_after, first).await?);
+            }
+            done += group.len();
+        }
+        Ok(translated)
+    }
+
+    /// The best translation of `sentence` that time allowed, if any call could be made, given
+    /// its `first` candidate if one was asked for already. `sentences_after` is how many still
+    /// wait after this one.
+    async fn sentence(
         &mut self,
         sentence: &str,
         sentences_after: usize,
+        first: Option<(String, FinishReason)>,
     ) -> Result<Option<String>, EngineError> {
         let facts = facts(sentence, &self.known_names);
         let mut best: Option<Judged> = None;
@@ -67,6 +103,15 @@ impl<'w, 'a> Translator<'w, 'a> {
         // Whole-sentence candidates, as many at once as the engine decodes together (for about
         // the price of one), round after round while one is still owed and time allows.
         let mut attempt = 0;
+        if let Some((text, finish)) = first {
+            attempt = 1;
+            let first = self.judged(sentence, &facts, text, finish);
+            let passed = first.failures.is_empty();
+            keep(&mut best, first);
+            if passed {
+                attempt = self.attempts.whole;
+            }
+        }
         while attempt < self.attempts.whole {
             if attempt > 0 && !self.can_afford_another(sentences_after) {
                 break;
@@ -79,14 +124,10 @@ impl<'w, 'a> Translator<'w, 'a> {
             }
             attempt += together;
             let mut passed = false;
-            for (mut text, finish) in replies.into_iter().flatten() {
-                if finish != FinishReason::Eos && !text.trim().contains('\n') && !ends_a_sentence(&text) {
-                    let stopwords = self.languages.target.map_or(&[][..], |t| t.profile().stopwords);
-                    text = end_at_whole_word(&text, stopwords, false);
-                }
-                let judged = judge(&self.languages, sentence, &facts, &tidy(&text, sentence, &self.labels()));
-                passed |= judged.failures.is_empty();
-                keep(&mut best, judged);
+            for (text, finish) in replies.into_iter().flatten() {
+                let candidate = self.judged(sentence, &facts, text, finish);
+                passed |= candidate.failures.is_empty();
+                keep(&mut best, candidate);
             }
             if passed {
                 break;
@@ -117,6 +158,16 @@ impl<'w, 'a> Translator<'w, 'a> {
         Ok(best.map(|b| b.text))
     }
 
+    /// A whole-sentence candidate tidied and judged: one cut off before its end (length or
+    /// deadline) ends at a whole word.
+    fn judged(&self, sentence: &str, facts: &[Fact], mut text: String, finish: FinishReason) -> Judged {
+        if finish != FinishReason::Eos && !text.trim().contains('\n') && !ends_a_sentence(&text) {
+            let stopwords = self.languages.target.map_or(&[][..], |t| t.profile().stopwords);
+            text = end_at_whole_word(&text, stopwords, false);
+        }
+        judge(&self.languages, sentence, facts, &tidy(&text, sentence, &self.labels()))
+    }
+
     /// The labels of the prompt's pairs, which a model may echo.
     fn labels(&self) -> [&str; 2] {
         [self.languages.source_name.as_str(), self.languages.target_name.as_str()]
@@ -136,14 +187,23 @@ impl<'w, 'a> Translator<'w, 'a> {
     /// Ask the same `times` at once (each call samples differently), timed as one call: the
     /// engine decodes them together.
     async fn call_many(&mut self, ask: &Ask, times: usize) -> Result<Vec<Option<(String, FinishReason)>>, EngineError> {
+        self.call_asks(&vec![ask.clone(); times.max(1)]).await
+    }
+
+    /// Ask all of `asks` at once, timed as one call. Each reply's text without its prefix, and
+    /// how generation ended.
+    async fn call_asks(&mut self, asks: &[Ask]) -> Result<Vec<Option<(String, FinishReason)>>, EngineError> {
         let started = Instant::now();
-        let replies = self.writer.ask_many(&vec![ask.clone(); times.max(1)]).await?;
+        let replies = self.writer.ask_many(asks).await?;
         self.spent += started.elapsed();
         self.calls += 1;
-        let strip = |r: crate::strategy::compose::Reply| {
-            (r.text.strip_prefix(&ask.prefix).unwrap_or(&r.text).to_string(), r.finish)
-        };
-        Ok(replies.into_iter().map(|reply| reply.map(strip)).collect())
+        Ok(asks
+            .iter()
+            .zip(replies)
+            .map(|(ask, reply)| {
+                reply.map(|r| (r.text.strip_prefix(&ask.prefix).unwrap_or(&r.text).to_string(), r.finish))
+            })
+            .collect())
     }
 
     /// The prompt for one sentence: example pairs when translating from English into a
