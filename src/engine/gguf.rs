@@ -254,6 +254,12 @@ impl GgufModel {
         held
     }
 
+    /// KV cache positions a request for `prompt_tokens` and at most `max_new_tokens` may fill
+    /// (what its [`Sequence::positions_needed`] will be: never past the context).
+    pub(crate) fn positions_for(&self, prompt_tokens: usize, max_new_tokens: usize) -> usize {
+        (prompt_tokens + max_new_tokens).min(self.context_len)
+    }
+
     /// Bytes of KV cache one position of one sequence takes.
     pub fn kv_bytes_per_position(&self) -> usize {
         self.weights.kv_bytes_per_position()

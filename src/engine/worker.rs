@@ -192,8 +192,8 @@ trait WorkerModel {
     type Running;
     /// Sequences one forward pass may carry.
     fn slots(&self) -> usize;
-    /// Whether a job that needs `positions` of KV cache fits beside `running` ones.
-    fn fits(&self, positions: usize, running: &[&Self::Running]) -> bool;
+    /// Whether `job` fits beside `running` ones (KV cache memory).
+    fn fits(&self, job: &Job, running: &[&Self::Running]) -> bool;
     /// Take `job` into one of the `free` slots.
     fn admit(
         &mut self,
@@ -219,8 +219,9 @@ impl WorkerModel for GgufModel {
         GgufModel::slots(self)
     }
 
-    fn fits(&self, positions: usize, running: &[&Sequence]) -> bool {
+    fn fits(&self, job: &Job, running: &[&Sequence]) -> bool {
         let held: usize = running.iter().map(|s| s.positions_needed()).sum();
+        let positions = self.positions_for(job.prompt.len(), job.request.max_new_tokens);
         // One sequence always runs, however long: a budget must not refuse everything.
         running.is_empty() || (held + positions) * self.kv_bytes_per_position() <= self.kv_cache_bytes()
     }
@@ -280,8 +281,7 @@ fn run_worker<M: WorkerModel>(
                 true => queue.next(),
                 false => {
                     let running: Vec<&M::Running> = active.iter().map(|a| &a.running).collect();
-                    let positions = |job: &Job| job.prompt.len() + job.request.max_new_tokens;
-                    queue.try_next(|job| model.fits(positions(job), &running))
+                    queue.try_next(|job| model.fits(job, &running))
                 }
             };
             let Some((ticket, job)) = next else {
@@ -424,7 +424,7 @@ mod tests {
             2
         }
 
-        fn fits(&self, _: usize, _: &[&StandJob]) -> bool {
+        fn fits(&self, _: &Job, _: &[&StandJob]) -> bool {
             true
         }
 

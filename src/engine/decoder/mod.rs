@@ -239,13 +239,6 @@ impl Decoder {
         self.start_slot(0, 0, positions)
     }
 
-    /// Forget slot 0's sequence.
-    pub fn clear_kv_cache(&mut self) {
-        for cache in &mut self.slots[0] {
-            cache.rewind();
-        }
-    }
-
     /// Logits `[1, 1, vocab]` for the last of `input`'s tokens (`[1, seq]`) in slot 0, which
     /// start at `position`: 0 starts a new sequence, anything else must continue the cached one.
     pub fn forward(&mut self, input: &Tensor, position: usize) -> Result<Tensor> {
@@ -353,9 +346,7 @@ impl Decoder {
         let attended = Tensor::cat(&attended, 1)?;
         self.layers[layer].output.forward(&attended)
     }
-}
 
-impl Decoder {
     /// A pass of decode steps only, on CPU (the steady state of a batch): one token a sequence,
     /// so each row's heads are already laid out as its cache wants them, all rows are rotated
     /// in one operation, and each sequence's attention reads its queries and cache in place. A
