@@ -13,9 +13,14 @@
 //! activation rows, so a prefill reads the weights once per pass of several tokens instead of
 //! once per token.
 //!
+//! Beside the matmuls, the other work of a decode step that grows with the sequences in a batch:
+//! one token's attention over an `f16` KV cache ([`attention`]) and the exponentials of the
+//! feed-forward gate and the softmax ([`activation`]), in AVX2 or AVX-512 registers.
+//!
 //! This lives in its own crate so it is compiled optimised even in the test profile, where the
 //! `bidder` crate itself stays at opt-level 0 for fast rebuilds.
 
+pub mod activation;
 pub mod attention;
 mod block32;
 mod ggml;

@@ -23,7 +23,7 @@ use bidder_kernels::Tier;
 use bidder_kernels::attention::Heads;
 use candle_core::quantized::QMatMul;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::{DType, Device, IndexOp, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, IndexOp, Result, Storage, Tensor};
 use rayon::prelude::*;
 
 use crate::config::LoadOptions;
@@ -180,7 +180,7 @@ impl Decoder {
             let ffn_norm = content.tensor(reader, &name("ffn_norm.weight"), device)?.dequantize(device)?;
             layers.push(Layer { attention_norm, q, k, v, output, ffn_norm, gate, up, down });
         }
-        let slots = vec![(0..block_count).map(|_| KvCache::new(max_positions)).collect()];
+        let slots = vec![(0..block_count).map(|_| KvCache::new(max_positions, device)).collect()];
         Ok(Self {
             embeddings,
             layers,
@@ -205,13 +205,15 @@ impl Decoder {
     /// Hold caches for `slots` sequences (at least one). A cache takes memory only as its
     /// sequence fills it.
     pub fn set_slots(&mut self, slots: usize) {
-        let layers = self.layers.len();
-        self.slots.resize_with(slots.max(1), || (0..layers).map(|_| KvCache::new(self.max_positions)).collect());
+        let (layers, max_positions, device) = (self.layers.len(), self.max_positions, &self.device);
+        self.slots.resize_with(slots.max(1), || (0..layers).map(|_| KvCache::new(max_positions, device)).collect());
     }
 
-    /// Bytes of KV cache one position of one sequence takes: keys and values, f32, every layer.
+    /// Bytes of KV cache one position of one sequence takes: keys and values, every layer
+    /// (f16 on the CPU, f32 elsewhere; see [`KvCache`]).
     pub fn kv_bytes_per_position(&self) -> usize {
-        self.layers.len() * 2 * self.kv_heads * self.head_dim * std::mem::size_of::<f32>()
+        let value_bytes = if self.device.is_cpu() { 2 } else { 4 };
+        self.layers.len() * 2 * self.kv_heads * self.head_dim * value_bytes
     }
 
     /// Positions `slot`'s cache holds.
@@ -291,7 +293,7 @@ impl Decoder {
             let layer = &self.layers[i];
             let normed = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.rms_eps)?;
             let (gate, up) = (layer.gate.forward(&normed)?, layer.up.forward(&normed)?);
-            let activated = (candle_nn::ops::silu(&gate)? * up)?;
+            let activated = silu_times(&gate, &up)?;
             x = (x + layer.down.forward(&activated)?)?;
         }
         // Only each sequence's last position reaches the output projection, all in one matmul.
@@ -419,6 +421,25 @@ fn attend(cache: &KvCache, shape: Heads, q: &Tensor, mask: Option<&Tensor>, devi
     let weights = candle_nn::ops::softmax_last_dim(&scores)?;
     let attended = weights.matmul(&v)?;
     attended.reshape((1, heads, seq, head_dim))?.transpose(1, 2)?.reshape((1, seq, heads * head_dim))
+}
+
+/// `silu(gate) · up`, the feed-forward network's gated activation: on the CPU in one pass with
+/// vectorised exponentials ([`bidder_kernels::activation::silu_mul`]; candle's SiLU calls libm
+/// once a value and leaves a tensor for the multiply), elsewhere with candle's ops.
+fn silu_times(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    let (gate_storage, gate_layout) = gate.storage_and_layout();
+    let (up_storage, up_layout) = up.storage_and_layout();
+    if let (Storage::Cpu(CpuStorage::F32(g)), Storage::Cpu(CpuStorage::F32(u))) = (&*gate_storage, &*up_storage)
+        && let (Some((g_start, g_end)), Some((u_start, u_end))) =
+            (gate_layout.contiguous_offsets(), up_layout.contiguous_offsets())
+        && gate.shape() == up.shape()
+    {
+        let mut out = vec![0f32; g_end - g_start];
+        bidder_kernels::activation::silu_mul(&g[g_start..g_end], &u[u_start..u_end], &mut out);
+        return Tensor::from_vec(out, gate.shape(), gate.device());
+    }
+    drop((gate_storage, up_storage));
+    candle_nn::ops::silu(gate)? * up
 }
 
 /// `[seq, position + seq]`: 0 where query `i` (at `position + i`) may see key `j`, -inf after.

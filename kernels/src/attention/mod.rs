@@ -5,10 +5,17 @@
 //! packing operands and on per-op overhead than on arithmetic: at 1024 tokens of context it
 //! was a third of a SmolLM2 decode step. Here each key/value head is one task: its keys are
 //! read once for all the query heads that share it (grouped-query attention), then its values
-//! once, from the cache's own memory. (It lives in this crate so that it is optimised in the
-//! test profile too.)
+//! once, from the cache's own memory. The cache holds `f16` (as llama.cpp's does by default):
+//! half the bytes a step reads, which a batch of sequences, each over its own cache, pays for
+//! four times over. (It lives in this crate so that it is optimised in the test profile too.)
 
+use half::f16;
 use rayon::prelude::*;
+
+use crate::Tier;
+
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 /// The attention shape of a model.
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +32,7 @@ const MIN_SPAN: usize = 128;
 /// Attention of one token's queries over the first `len` positions of the cache.
 ///
 /// `queries` is `[heads, head_dim]` (rotary embedding applied); `keys` and `values` are the
-/// cache's buffers, `[kv_heads, capacity, head_dim]`; query head `g * group + r` uses key/value
+/// cache's `f16` buffers, `[kv_heads, capacity, head_dim]`; query head `g * group + r` uses key/value
 /// head `g`. Returns `[heads, head_dim]`, the layout the output projection takes.
 ///
 /// Each key/value head's positions are split into spans, so that a model with fewer key/value
@@ -35,8 +42,21 @@ const MIN_SPAN: usize = 128;
 pub fn decode_step(
     shape: Heads,
     queries: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: &[f16],
+    values: &[f16],
+    capacity: usize,
+    len: usize,
+) -> Vec<f32> {
+    decode_step_on(Tier::active(), shape, queries, keys, values, capacity, len)
+}
+
+/// [`decode_step`] with the kernels of `tier` (one this CPU runs).
+fn decode_step_on(
+    tier: Tier,
+    shape: Heads,
+    queries: &[f32],
+    keys: &[f16],
+    values: &[f16],
     capacity: usize,
     len: usize,
 ) -> Vec<f32> {
@@ -50,7 +70,6 @@ pub fn decode_step(
     let wanted = (2 * rayon::current_num_threads()).div_ceil(kv_heads);
     let spans = wanted.min(len.div_ceil(MIN_SPAN)).max(1);
     let span_len = len.div_ceil(spans);
-    let vectorised = crate::Tier::active().features().avx2;
     let partials: Vec<Partial> = (0..kv_heads * spans)
         .into_par_iter()
         .map(|task| {
@@ -59,10 +78,16 @@ pub fn decode_step(
             let rows = (g * capacity + positions.start) * head_dim..(g * capacity + positions.end) * head_dim;
             let queries = &queries[g * group * head_dim..(g + 1) * group * head_dim];
             let (keys, values) = (&keys[rows.clone()], &values[rows]);
+            // SAFETY (both): the features the tier says this CPU has.
             #[cfg(target_arch = "x86_64")]
-            if vectorised {
-                // SAFETY: the active tier has AVX2 and FMA, so this CPU does.
-                return unsafe { attend_avx2(queries, keys, values, head_dim, scale) };
+            {
+                let features = tier.features();
+                if features.avx512 && head_dim % simd::AVX512_DIMS == 0 {
+                    return unsafe { simd::attend_avx512(queries, keys, values, head_dim, scale) };
+                }
+                if features.avx2 && head_dim % simd::AVX2_DIMS == 0 {
+                    return unsafe { simd::attend_avx2(queries, keys, values, head_dim, scale) };
+                }
             }
             attend(queries, keys, values, head_dim, scale)
         })
@@ -87,31 +112,25 @@ pub fn decode_step(
 
 /// One span's share of a key/value head's attention, per query head `r` of its group: the
 /// largest score, the sum of `exp(score − max)`, and the values weighted by those.
-struct Partial {
+pub(super) struct Partial {
     max: Vec<f32>,
     total: Vec<f32>,
     weighted: Vec<f32>,
 }
 
-/// [`attend`] compiled for AVX2 and FMA: the dot products and weighted sums in 256-bit
-/// registers (the portable build has 128-bit ones), which a batch of sequences, each over its
-/// own cache, makes worth having.
-///
-/// # Safety
-/// Only where the CPU has AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attend_avx2(queries: &[f32], keys: &[f32], values: &[f32], head_dim: usize, scale: f32) -> Partial {
-    attend(queries, keys, values, head_dim, scale)
+impl Partial {
+    /// Nothing yet, for `group` query heads of `head_dim`.
+    fn empty(group: usize, head_dim: usize) -> Partial {
+        Partial { max: vec![f32::NEG_INFINITY; group], total: vec![0.0; group], weighted: vec![0.0; group * head_dim] }
+    }
 }
 
 /// The queries of one group against one span of its key/value head's positions (`keys` and
 /// `values` are those positions' rows).
 #[inline(always)]
-fn attend(queries: &[f32], keys: &[f32], values: &[f32], head_dim: usize, scale: f32) -> Partial {
+pub(super) fn attend(queries: &[f32], keys: &[f16], values: &[f16], head_dim: usize, scale: f32) -> Partial {
     let (group, len) = (queries.len() / head_dim, keys.len() / head_dim);
-    let mut partial =
-        Partial { max: vec![f32::NEG_INFINITY; group], total: vec![0.0; group], weighted: vec![0.0; group * head_dim] };
+    let mut partial = Partial::empty(group, head_dim);
     if len == 0 {
         return partial;
     }
@@ -122,33 +141,37 @@ fn attend(queries: &[f32], keys: &[f32], values: &[f32], head_dim: usize, scale:
             scores[r * len + j] = dot(query, key) * scale;
         }
     }
-    for (r, row) in scores.chunks_exact_mut(len).enumerate() {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut total = 0.0;
-        for x in row.iter_mut() {
-            *x = (*x - max).exp();
-            total += *x;
-        }
-        partial.max[r] = max;
-        partial.total[r] = total;
-    }
+    softmax_rows(Tier::Generic, &mut scores, len, &mut partial);
     for (j, value) in values.chunks_exact(head_dim).enumerate() {
         for (r, out) in partial.weighted.chunks_exact_mut(head_dim).enumerate() {
-            add_scaled(out, scores[r * len + j], value);
+            for (o, v) in out.iter_mut().zip(value) {
+                *o += scores[r * len + j] * v.to_f32();
+            }
         }
     }
     partial
 }
 
+/// Each query head's scores (`scores[r * len..][..len]`) turned into `exp(score − max)`, with the
+/// maximum and the sum recorded in `partial` (the exponentials in `tier`'s registers).
+#[inline(always)]
+pub(super) fn softmax_rows(tier: Tier, scores: &mut [f32], len: usize, partial: &mut Partial) {
+    for (r, row) in scores.chunks_exact_mut(len).enumerate() {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        partial.max[r] = max;
+        partial.total[r] = crate::activation::exp_shifted(tier, row, max);
+    }
+}
+
 /// Eight lanes of partial sums, so the compiler keeps them in one vector register.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dot(a: &[f32], b: &[f16]) -> f32 {
     let mut lanes = [0f32; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y.to_f32()).sum();
     for (x, y) in a_chunks.zip(b_chunks) {
         for i in 0..8 {
-            lanes[i] += x[i] * y[i];
+            lanes[i] += x[i] * y[i].to_f32();
         }
     }
     lanes.iter().sum::<f32>() + tail
@@ -211,22 +234,32 @@ mod tests {
             // Long enough to be split into spans, and a last span shorter than the others.
             (Heads { heads: 9, kv_heads: 3, head_dim: 64 }, 1100, 1031),
             (Heads { heads: 2, kv_heads: 1, head_dim: 8 }, 300, 257),
+            // Qwen2.5-1.5B's and -0.5B's groups (six and seven heads: blocks of four and the
+            // rest), an odd number of positions.
+            (Heads { heads: 12, kv_heads: 2, head_dim: 128 }, 400, 333),
+            (Heads { heads: 14, kv_heads: 2, head_dim: 64 }, 64, 7),
         ] {
             let Heads { heads, kv_heads, head_dim } = shape;
             let q = values(heads * head_dim, 1);
-            // Positions past `len` hold garbage that must not be read.
-            let mut k = values(kv_heads * capacity * head_dim, 2);
-            let mut v = values(kv_heads * capacity * head_dim, 3);
+            // Positions past `len` hold garbage that must not be read. The cache holds f16, so
+            // the reference reads the same rounded values.
+            let rounded = |x: Vec<f32>| x.into_iter().map(|x| f16::from_f32(x).to_f32()).collect::<Vec<_>>();
+            let mut k = rounded(values(kv_heads * capacity * head_dim, 2));
+            let mut v = rounded(values(kv_heads * capacity * head_dim, 3));
             for g in 0..kv_heads {
                 for j in len..capacity {
                     k[(g * capacity + j) * head_dim..][..head_dim].fill(1e6);
                     v[(g * capacity + j) * head_dim..][..head_dim].fill(f32::NAN);
                 }
             }
-            let ours = decode_step(shape, &q, &k, &v, capacity, len);
             let expected = reference(shape, &q, &k, &v, capacity, len);
-            for (a, b) in ours.iter().zip(&expected) {
-                assert!((a - b).abs() < 1e-5, "{shape:?}: {a} vs {b}");
+            let half = |x: &[f32]| x.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>();
+            let (k, v) = (half(&k), half(&v));
+            for tier in Tier::supported() {
+                let ours = decode_step_on(tier, shape, &q, &k, &v, capacity, len);
+                for (a, b) in ours.iter().zip(&expected) {
+                    assert!((a - b).abs() < 1e-5, "{shape:?}, {tier}: {a} vs {b}");
+                }
             }
         }
     }
