@@ -82,10 +82,10 @@ fn decode_step_on(
             #[cfg(target_arch = "x86_64")]
             {
                 let features = tier.features();
-                if features.avx512 && head_dim % simd::AVX512_DIMS == 0 {
+                if features.avx512 && head_dim.is_multiple_of(simd::AVX512_DIMS) {
                     return unsafe { simd::attend_avx512(queries, keys, values, head_dim, scale) };
                 }
-                if features.avx2 && head_dim % simd::AVX2_DIMS == 0 {
+                if features.avx2 && head_dim.is_multiple_of(simd::AVX2_DIMS) {
                     return unsafe { simd::attend_avx2(queries, keys, values, head_dim, scale) };
                 }
             }

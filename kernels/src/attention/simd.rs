@@ -155,7 +155,7 @@ pub(super) unsafe fn attend_avx512(
 #[inline(always)]
 unsafe fn attend<V: Lanes>(queries: &[f32], keys: &[f16], values: &[f16], head_dim: usize, scale: f32) -> Partial {
     let (group, len) = (queries.len() / head_dim, keys.len() / head_dim);
-    assert!(head_dim % (2 * V::WIDTH) == 0 && values.len() == keys.len());
+    assert!(head_dim.is_multiple_of(2 * V::WIDTH) && values.len() == keys.len());
     let mut partial = Partial::empty(group, head_dim);
     if len == 0 {
         return partial;
