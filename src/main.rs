@@ -1,4 +1,5 @@
-//! The `bidder` binary: parse flags, then serve, execute one brief, or tokenize.
+//! The `bidder` binary: parse flags, then serve, execute one brief, tokenize, or run one of the
+//! tools (benchmarks, the harness, synthetic models, the device parity check).
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -7,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bidder::config::{
-    BenchModelArgs, Cli, Command, ExecuteArgs, FetchHfArgs, HarnessArgs, LogFormat, ModeArg, ServeArgs, SignArgs,
-    StrategyArgs, TokenizeArgs,
+    BenchModelArgs, Cli, Command, ExecuteArgs, FetchHfArgs, HarnessArgs, LogFormat, ModeArg, ParityCheckArgs,
+    ServeArgs, SignArgs, StrategyArgs, SynthModelArgs, TokenizeArgs,
 };
 use bidder::engine::load_gguf_tokenizer;
 use bidder::http::{self, AppState};
@@ -28,6 +29,8 @@ fn main() -> ExitCode {
         Command::FetchHf(args) => fetch_hf(args),
         Command::Harness(args) => harness(args),
         Command::Sign(args) => sign(args),
+        Command::SynthModel(args) => synth_model(args),
+        Command::ParityCheck(args) => parity_check(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -217,13 +220,17 @@ fn tokenize(args: TokenizeArgs) -> anyhow::Result<()> {
 fn bench_model(args: BenchModelArgs) -> anyhow::Result<()> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     pin_inference_threads(threads, args.cpu_features);
+    let device = bidder::engine::open_device(args.device)?;
     let report = bidder::engine::bench::bench_model(
         &args.model,
+        &device,
         threads,
-        args.prompt_tokens,
-        args.gen_tokens,
-        args.repetitions,
-        args.concurrency,
+        bidder::engine::bench::BenchWorkload {
+            prompt_tokens: args.prompt_tokens,
+            gen_tokens: args.gen_tokens,
+            repetitions: args.repetitions,
+            concurrency: args.concurrency,
+        },
         bidder::config::LoadOptions { lean_memory: args.lean_memory, tier: args.cpu_features },
     )?;
     println!("{}", serde_json::to_string(&report)?);
@@ -262,5 +269,37 @@ fn sign(args: SignArgs) -> anyhow::Result<()> {
     let body = std::fs::read(&args.body).with_context(|| format!("cannot read {}", args.body.display()))?;
     let signer = bidder::harness::Signer { key: args.key, secret: Some(args.secret) };
     print!("{}", bidder::harness::sign_report(&signer, &body, &args.body, &args.url));
+    Ok(())
+}
+
+fn synth_model(args: SynthModelArgs) -> anyhow::Result<()> {
+    let plan = bidder::engine::synth::plan(args.arch, args.shape, args.quant)?;
+    let report = bidder::engine::synth::write(&plan, &args.out)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Exits non-zero when the devices disagree, after printing what they did.
+fn parity_check(args: ParityCheckArgs) -> anyhow::Result<()> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    pin_inference_threads(threads, None);
+    let device = bidder::engine::open_device(args.device)?;
+    let report = bidder::engine::parity::parity_check(
+        &args.model,
+        &device,
+        args.steps.max(1),
+        args.tolerance,
+        bidder::config::LoadOptions::default(),
+    )?;
+    println!("{}", serde_json::to_string(&report)?);
+    if !report.passed {
+        bail!(
+            "{} and the CPU disagree: logits differ by {:.4} of their scale (tolerance {}){}",
+            report.device,
+            report.relative_diff,
+            report.tolerance,
+            if report.non_finite { ", and some are not finite" } else { "" }
+        );
+    }
     Ok(())
 }

@@ -13,8 +13,10 @@ use crate::attachments::AttachmentPolicy;
 use crate::callback::CallbackPolicy;
 use crate::egress::AllowList;
 
+mod dev_tools;
 mod pool;
 
+pub use dev_tools::{ParityCheckArgs, SynthModelArgs};
 pub use pool::{PoolConfig, PooledModel};
 
 /// The platform drops a prototype that arrives after its 420 s bidding window; our internal
@@ -86,6 +88,13 @@ pub enum Command {
     Harness(HarnessArgs),
     /// Print the headers the platform would send for a brief body, and a ready `curl` line.
     Sign(SignArgs),
+    /// Write a GGUF of a real model's shape with random weights, for measuring speed where no
+    /// real model can be fetched (speed does not depend on the values); prints one JSON line.
+    SynthModel(SynthModelArgs),
+    /// Run a model on the CPU and on --device through the same batched forward passes and
+    /// compare their logits; prints one JSON line and fails above --tolerance (a GPU build's
+    /// check, for a machine with no cargo; see scripts/gpu-check.sh).
+    ParityCheck(ParityCheckArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -375,6 +384,9 @@ pub struct BenchModelArgs {
     /// CPU threads (default: all available cores).
     #[arg(long, env = "BIDDER_THREADS")]
     pub threads: Option<usize>,
+    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, env = "BIDDER_DEVICE", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceChoice,
     /// Timed repetitions; the mean is reported.
     #[arg(long, default_value_t = 3)]
     pub repetitions: usize,

@@ -20,6 +20,8 @@ pub struct BenchReport {
     pub engine: &'static str,
     pub model: String,
     pub architecture: String,
+    /// Where the model ran: `cpu`, `cuda:0`.
+    pub device: String,
     pub threads: usize,
     /// The CPU kernel tier the matmuls ran with (`avx512`, `avx2`, `generic`).
     pub cpu_tier: &'static str,
@@ -42,17 +44,27 @@ pub struct BenchReport {
     pub rss_mb: f64,
 }
 
+/// What one benchmark runs: the request's size, how often, and how many sequences together.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchWorkload {
+    pub prompt_tokens: usize,
+    pub gen_tokens: usize,
+    /// Timed repetitions; the mean is reported.
+    pub repetitions: usize,
+    /// Sequences decoded together in the batched run (1: no batched run).
+    pub concurrency: usize,
+}
+
 pub fn bench_model(
     path: &Path,
+    device: &candle_core::Device,
     threads: usize,
-    prompt_tokens: usize,
-    gen_tokens: usize,
-    repetitions: usize,
-    concurrency: usize,
+    workload: BenchWorkload,
     options: LoadOptions,
 ) -> Result<BenchReport, EngineError> {
+    let BenchWorkload { prompt_tokens, gen_tokens, repetitions, concurrency } = workload;
     let load_started = Instant::now();
-    let mut model = GgufModel::load_with(path, &candle_core::Device::Cpu, options)?;
+    let mut model = GgufModel::load_with(path, device, options)?;
     let load = load_started.elapsed();
 
     let mut prompt = Vec::with_capacity(prompt_tokens);
@@ -107,6 +119,7 @@ pub fn bench_model(
         engine: "bidder",
         model: path.display().to_string(),
         architecture: model.architecture().to_string(),
+        device: super::device_name(device),
         threads,
         cpu_tier: bidder_kernels::Tier::active().name(),
         prompt_tokens: prompt.len(),

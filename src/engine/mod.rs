@@ -4,7 +4,9 @@
 //! forward pass (`decoder`, with the CPU kernels of `bidder-kernels`), the other families through
 //! [`architecture`] — with the tokenizer rebuilt from the GGUF's own metadata ([`tokenizer`]) and
 //! the GGUF's own chat template ([`chat_template`]). [`fake::FakeGenerator`] is the deterministic
-//! stand-in the HTTP and strategy tests use.
+//! stand-in the HTTP and strategy tests use. [`synth`] writes GGUFs of real models' shapes with
+//! random weights, and [`parity`] compares a device's logits with the CPU's: the tools that
+//! check a GPU build where no real model can be fetched.
 
 pub mod admission;
 pub mod architecture;
@@ -13,8 +15,10 @@ pub mod chat_template;
 mod decoder;
 pub mod fake;
 mod gguf;
+pub mod parity;
 mod sampling;
 mod sequence;
+pub mod synth;
 pub mod tokenizer;
 pub mod worker;
 
@@ -22,6 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use candle_core::Device;
 use serde::Serialize;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
@@ -60,6 +65,29 @@ pub unsafe fn set_cpu_environment(threads: usize, tier: Option<bidder_kernels::T
         {
             std::env::set_var(decoder::CANDLE_FORCE_AVX2, "1");
         }
+    }
+}
+
+/// Open the device `choice` names. In a build without the `cuda` feature a CUDA device is
+/// refused with the fix, rather than candle's message about its own features.
+pub fn open_device(choice: crate::config::DeviceChoice) -> Result<Device, EngineError> {
+    use crate::config::DeviceChoice;
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda(_) if !cfg!(feature = "cuda") => Err(EngineError::Device(
+            "this binary was built without CUDA: rebuild with `cargo build --release --features cuda`".into(),
+        )),
+        DeviceChoice::Cuda(ordinal) => Device::new_cuda(ordinal)
+            .map_err(|e| EngineError::Device(format!("cannot open CUDA device {ordinal}: {e}"))),
+    }
+}
+
+/// How reports name a device: `cpu`, `cuda:0`.
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }
 }
 
@@ -162,6 +190,8 @@ pub enum EngineError {
     Tokenizer(String),
     #[error("chat template: {0}")]
     Template(String),
+    #[error("device: {0}")]
+    Device(String),
     #[error("inference failed: {0}")]
     Inference(String),
     #[error("the inference worker stopped")]
