@@ -1,8 +1,10 @@
 //! Social posts from a capable model: the whole set is written in one pass, then each platform's
 //! post is held to that platform's rules from the brief (words, characters, hashtags — see
 //! `shortform::post_specs`), and only a post that breaks them is written again, alone, with
-//! what it broke named. The posts go out under one heading per platform, without the
-//! quotation marks and sub-headings a model wraps them in.
+//! what it broke named. A name of the brief (the brand, the product) that no post writes as given
+//! is a rule of every post then: a launch post that never names what it launches is not one. The
+//! posts go out under one heading per platform, without the quotation marks and sub-headings a
+//! model wraps them in.
 
 use super::compose::{Ask, Writer};
 use super::shortform::{PostSpec, post_checks, post_specs};
@@ -25,11 +27,24 @@ pub async fn fit_posts(
     writer: &mut Writer<'_>,
 ) -> Result<(String, Vec<Check>), EngineError> {
     let specs = post_specs(brief, requirements);
+    let unnamed: Vec<&str> =
+        requirements.names.iter().map(String::as_str).filter(|name| !draft.contains(name)).collect();
+    // Each post's checks: its platform's rules, and the names no post of the draft writes.
+    let checks_of = |spec: &PostSpec, post: &str| -> Vec<Check> {
+        let mut found = post_checks(spec, post);
+        found.extend(unnamed.iter().map(|&name| {
+            let passed = post.contains(name);
+            let detail =
+                if passed { format!("names {name} as written") } else { format!("never writes {name} as given") };
+            Check { name: format!("post:{}:name:{name}", spec.platform), passed, detail }
+        }));
+        found
+    };
     let mut posts: Vec<(String, Vec<Check>)> = specs
         .iter()
         .map(|spec| {
             let post = post_in(draft, &spec.platform);
-            let found = post_checks(spec, &post);
+            let found = checks_of(spec, &post);
             (post, found)
         })
         .collect();
@@ -47,14 +62,14 @@ pub async fn fit_posts(
                 .map(|&i| {
                     let failed: Vec<String> =
                         posts[i].1.iter().filter(|c| !c.passed).map(|c| c.detail.clone()).collect();
-                    rewrite_ask(brief, &specs[i], &posts[i].0, &failed)
+                    rewrite_ask(brief, &specs[i], &unnamed, &posts[i].0, &failed)
                 })
                 .collect();
             let replies = writer.ask_many(&asks).await?;
             for (&i, reply) in group.iter().zip(replies) {
                 let Some(reply) = reply else { continue };
                 let candidate = plain_post(&clean::clean_output(&reply.text, false));
-                let candidate_checks = post_checks(&specs[i], &candidate);
+                let candidate_checks = checks_of(&specs[i], &candidate);
                 if failures(&candidate_checks) < failures(&posts[i].1) {
                     posts[i] = (candidate, candidate_checks);
                 }
@@ -80,8 +95,11 @@ pub fn posts_checks(brief: &Brief, requirements: &Requirements, text: &str) -> V
 }
 
 /// The call that writes one post again, its rules and its failures named.
-fn rewrite_ask(brief: &Brief, spec: &PostSpec, post: &str, failed: &[String]) -> Ask {
+fn rewrite_ask(brief: &Brief, spec: &PostSpec, names: &[&str], post: &str, failed: &[String]) -> Ask {
     let mut rules = Vec::new();
+    if !names.is_empty() {
+        rules.push(format!("{} written exactly as given", names.join(" and ")));
+    }
     if let Some((low, high)) = spec.words {
         rules.push(format!("{low} to {high} words"));
     }
@@ -184,6 +202,30 @@ mod tests {
                 "## LinkedIn\n\n{longer}\n\n## X\n\nFresh beans, 48 hours from roast. Daily Grind Club. GRIND30 #coffee"
             )
         );
+        assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+    }
+
+    /// A name of the brief that no post writes is asked of every post, and a rewrite that
+    /// writes it replaces the post.
+    #[tokio::test]
+    async fn a_brand_no_post_names_is_asked_of_each_post() {
+        let brief = parse_brief(BRIEF.as_bytes()).unwrap();
+        let requirements = Requirements::from_brief(&brief);
+        let draft = "## LinkedIn\nFresh single-origin beans reach your door every month, roasted within 48 hours. \
+                     Start with 30% off using code GRIND30.\n\n## X\nFresh beans every month. GRIND30 #coffee";
+        let linkedin = "Daily Grind Club brings fresh single-origin beans to your door every month, roasted within \
+                        48 hours. Start with 30% off using code GRIND30.";
+        let x = "Daily Grind Club: fresh beans every month. 30% off with GRIND30 #coffee";
+        let fake = ScriptedGenerator::new(Capability::Full, [linkedin, x]);
+        let mut writer = Writer::new(&fake, Instant::now() + Duration::from_secs(30), 1);
+        let (text, checks) = fit_posts(&brief, &requirements, draft, &mut writer).await.unwrap();
+        let prompts = fake.prompts();
+        assert_eq!(prompts.len(), 2, "both posts lacked the name");
+        for prompt in &prompts {
+            assert!(prompt.contains("Daily Grind Club written exactly as given"), "{prompt}");
+            assert!(prompt.contains("never writes Daily Grind Club as given"), "{prompt}");
+        }
+        assert_eq!(text, format!("## LinkedIn\n\n{linkedin}\n\n## X\n\n{x}"));
         assert!(checks.iter().all(|c| c.passed), "{checks:?}");
     }
 

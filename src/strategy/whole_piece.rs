@@ -105,8 +105,11 @@ pub async fn write(
             best = candidate;
         }
     }
-    // So are platform posts: only a post that breaks its platform's rules is written again.
-    if !plan.requirements.platforms.is_empty() && best.failures().iter().any(|c| c.name.starts_with("post:")) {
+    // So are platform posts: only a post that breaks its platform's rules (or names nothing the
+    // brief names) is written again.
+    if !plan.requirements.platforms.is_empty()
+        && best.failures().iter().any(|c| c.name.starts_with("post:") || c.name.starts_with("name:"))
+    {
         let (fitted, _) = posts::fit_posts(brief, &plan.requirements, &best.text, writer).await?;
         let candidate = Attempt { checks: check_all(&fitted), text: fitted, complete: best.complete };
         if candidate.rank() <= best.rank() {

@@ -93,7 +93,18 @@ pub(super) async fn write_posts(
     let mut complete = true;
     for (i, spec) in specs.iter().enumerate() {
         let share = 1.0 / (specs.len() - i) as f64;
-        let post = write_post(writer, subject, spec, &req.names, &facts, offer.as_deref(), share).await?;
+        // The brief's names that no post so far writes: this post must.
+        let unnamed: Vec<String> = req.names.iter().filter(|name| !text.contains(name.as_str())).cloned().collect();
+        let post = write_post(
+            writer,
+            subject,
+            spec,
+            Names { all: &req.names, unnamed: &unnamed },
+            &facts,
+            offer.as_deref(),
+            share,
+        )
+        .await?;
         complete &= post.is_some();
         let post = post.unwrap_or_default();
         checks.extend(post_checks(spec, &post));
@@ -116,11 +127,18 @@ fn offer_sentence(description: &str, facts: &[String]) -> Option<String> {
     compose::sentences(description).into_iter().find(|s| facts.iter().any(|f| s.contains(f.as_str())))
 }
 
+/// The brief's names, and those no earlier post wrote (which this one must).
+#[derive(Clone, Copy)]
+struct Names<'a> {
+    all: &'a [String],
+    unnamed: &'a [String],
+}
+
 async fn write_post(
     writer: &mut Writer<'_>,
     subject: &str,
     spec: &PostSpec,
-    names: &[String],
+    names: Names<'_>,
     facts: &[String],
     offer: Option<&str>,
     share: f64,
@@ -128,6 +146,9 @@ async fn write_post(
     let mut rules = Vec::new();
     if let Some(tone) = &spec.tone {
         rules.push(tone.clone());
+    }
+    if !names.unnamed.is_empty() {
+        rules.push(format!("name {}", names.unnamed.join(" and ")));
     }
     let (min_words, max_words) = match (spec.words, spec.max_chars) {
         (Some(range), _) => range,
@@ -193,12 +214,23 @@ async fn write_post(
             body.push_str(&format!("\n\n{sentence}"));
         }
     }
-    let mut body = prose::fix_names(&body, names);
+    let mut body = prose::fix_names(&body, names.all);
+    // A launch post that never names what it launches is not one: where the model left a name
+    // out, the buyer's own sentence that names it leads the post (the fitting below trims from
+    // the end, so it stays).
+    if names.unnamed.iter().any(|name| !body.contains(name.as_str()))
+        && let Some(lead) = compose::sentences(subject).into_iter().find(|sentence| {
+            names.unnamed.iter().any(|name| sentence.contains(name.as_str()) && !body.contains(name.as_str()))
+        })
+    {
+        let gap = if spec.max_chars.is_some() { " " } else { "\n\n" };
+        body = format!("{lead}{gap}{body}");
+    }
     // The offer, in the buyer's words, if the model left it out; it and the hashtags close
     // the post and are kept whole while the body is fitted around them.
     let offer = offer.filter(|_| facts.iter().any(|f| !body.contains(f.as_str())));
     let hashtags = match spec.hashtags {
-        Some(n) => hashtags_for(n, names, subject),
+        Some(n) => hashtags_for(n, names.all, subject),
         None => String::new(),
     };
     let tail = [offer.unwrap_or_default(), hashtags.as_str()]
@@ -340,6 +372,36 @@ mod tests {
                 hashtags: None
             }
         );
+    }
+
+    /// A post whose model never names the brand is led by the buyer's sentence that does, and
+    /// still keeps to its platform's limit.
+    #[tokio::test]
+    async fn a_post_that_never_names_the_brand_is_led_by_the_briefs_sentence_that_does() {
+        use std::time::{Duration, Instant};
+
+        use crate::engine::Capability;
+        use crate::engine::fake::ScriptedGenerator;
+        use crate::protocol::parse_brief;
+
+        let brief = parse_brief(
+            br#"{"task_id":"t","mode":"final","task_type":"social-media-post","title":"Launch post",
+            "description":"We are launching 'Daily Grind Club', a monthly subscription of freshly roasted beans. Write one post for X (under 280 characters). First month is 30% off with code GRIND30.",
+            "requirements":{"platforms":["X"]}}"#,
+        )
+        .unwrap();
+        let req = Requirements::from_brief(&brief);
+        assert_eq!(req.names, ["Daily Grind Club"]);
+        let reply = "Freshly roasted beans arrive at your door every month, within days of roasting.";
+        let fake = ScriptedGenerator::new(Capability::Basic, [reply]);
+        let mut writer = Writer::new(&fake, Instant::now() + Duration::from_secs(30), 1);
+        let subject = prose::subject(&brief.description);
+        let draft = write_posts(&brief, &req, &subject, &mut writer).await.unwrap();
+        assert!(fake.prompts()[0].contains("name Daily Grind Club"), "{}", fake.prompts()[0]);
+        let post = draft.text.split("## X").nth(1).unwrap().trim();
+        assert!(post.starts_with("We are launching 'Daily Grind Club'"), "{post}");
+        assert!(post.contains("Freshly roasted beans arrive"), "the model's post is kept: {post}");
+        assert!(draft.checks.iter().all(|c| c.passed), "{:?}\n{post}", draft.checks);
     }
 
     #[test]
