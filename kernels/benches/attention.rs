@@ -1,24 +1,16 @@
 //! One decode step's attention ([`bidder_kernels::attention::decode_step`]) over a cache of 332
 //! positions (the benchmark prompt's length) and of 1024, for Qwen2.5-1.5B's heads (12 query
 //! heads sharing 2 key/value heads of 128) and SmolLM2-135M's (9 sharing 3 of 64), on two
-//! threads as the engine runs it. A batch of four sequences runs this four times a layer.
+//! threads as the engine runs it (`THREADS=1` for one). A batch of four sequences runs this four
+//! times a layer.
 use std::hint::black_box;
 
 use bidder_kernels::attention::{Heads, decode_step};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use half::f16;
 
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(2654435761).wrapping_add(12345);
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::values;
 
 fn attention(c: &mut Criterion) {
     let pool = rayon::ThreadPoolBuilder::new()
